@@ -1,0 +1,1 @@
+"""pytest-agentloop: LLM-agent evals as pytest tests."""

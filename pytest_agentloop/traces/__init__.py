@@ -1,0 +1,1 @@
+"""Recorded agent runs: the on-disk store, HALO span lines, and capture."""

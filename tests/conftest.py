@@ -1,0 +1,98 @@
+"""Shared helpers: build trace stores and eval files inside a pytester directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "evals"
+
+TRACE_IDS = {f"trace-{i:02d}": f"{i:02d}" + "ab" * 15 for i in range(1, 10)}
+
+CONTRACT_ARTIFACTS = {
+    "summary_answer.md": "Runway is 11 months.\n",
+    "investment_memo.md": "Memo.\n",
+    "risk_register.json": json.dumps([{"id": "R1", "evidence": ["financials/p_and_l.csv"]}]),
+    "open_questions.md": "1. Cash balance?\n",
+    "citations.json": json.dumps([{"claim_id": "C1", "claim": "Runway", "sources": ["financials/p_and_l.csv"]}]),
+    "evidence_table.csv": "claim_id,claim,sources\nC1,Runway,financials/p_and_l.csv\n",
+}
+
+
+def write_run(
+    store: Path, label: str, answer: str, artifacts: dict[str, str] | None = None
+) -> Path:
+    """Write one recorded run into the store at ``store``."""
+    run = store / "runs" / label
+    run.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": 1,
+        "trace_id": TRACE_IDS[label],
+        "label": label,
+        "question": f"question of {label}?",
+        "harness_version": "v001",
+        "model": None,
+        "created": "2026-01-01T00:00:00Z",
+        "provenance": {"source": "tests"},
+    }
+    (run / "record.json").write_text(json.dumps(record))
+    (run / "answer.md").write_text(answer, encoding="utf-8")
+    if artifacts is not None:
+        (run / "artifacts").mkdir(exist_ok=True)
+        for name, text in artifacts.items():
+            (run / "artifacts" / name).write_text(text, encoding="utf-8")
+    return run
+
+
+def write_dataroom(root: Path, files: tuple[str, ...] = ("financials/p_and_l.csv",)) -> Path:
+    """A dataroom with the given files, each holding a line of text."""
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x\n")
+    return root
+
+
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_asyncio(request: pytest.FixtureRequest) -> None:
+    """Give every pytester project the ini line pytest-asyncio warns without."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester").makeini(INI)
+
+
+@pytest.fixture
+def store(pytester: pytest.Pytester) -> Path:
+    """A trace store with trace-01 (answer about runway, six artifacts) in the pytester dir."""
+    root = pytester.path / "traces"
+    write_run(root, "trace-01", "Burn is $2.9M a month; runway is 11 months.", dict(CONTRACT_ARTIFACTS))
+    write_dataroom(pytester.path / "dataroom")
+    return root
+
+
+EvalWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def eval_file(pytester: pytest.Pytester, store: Path) -> EvalWriter:
+    """Write ``<name>.eval.yaml`` with the given text (dedented) beside the store."""
+
+    def write(text: str, name: str = "suite") -> Path:
+        return pytester.makefile(".eval.yaml", **{name: text})
+
+    return write
+
+
+@pytest.fixture
+def example_copy(pytester: pytest.Pytester) -> Path:
+    """A copy of the bundled example inside the pytester directory."""
+    target = pytester.path / "evals"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target

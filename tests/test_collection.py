@@ -1,0 +1,114 @@
+"""Eval files become pytest items: node ids, markers, -k/-m, ini patterns."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import INI
+
+SUITE = """
+    agentloop: 1
+    defaults: {tags: [finance]}
+    evals:
+      - id: runway
+        title: Names the runway
+        trace: trace-01
+        tags: [runway]
+        assert: [{type: icontains, value: 11 MONTHS}]
+      - id: burn
+        title: Names the burn
+        trace: trace-01
+        assert: [{type: contains, value: $2.9M}]
+"""
+
+
+def test_each_eval_is_an_item_with_file_and_id(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["suite.eval.yaml::runway", "suite.eval.yaml::burn", "2 tests collected*"])
+
+
+def test_evals_run_and_pass(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*agentloop*", "2 evals: 2 passed"])
+
+
+def test_tags_are_markers_selectable_with_m(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    result = pytester.runpytest("-m", "runway", "--strict-markers", "-v")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*::runway PASSED*"])
+    assert pytester.runpytest("-m", "finance", "--strict-markers").ret == 0
+    pytester.runpytest("-m", "finance").assert_outcomes(passed=2)
+
+
+def test_k_selects_by_id(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    pytester.runpytest("-k", "burn").assert_outcomes(passed=1, deselected=1)
+
+
+def test_markers_listed_for_strict_markers(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    result = pytester.runpytest("--strict-markers", "-W", "error::pytest.PytestUnknownMarkWarning")
+    result.assert_outcomes(passed=2)
+
+
+def test_other_yaml_is_left_alone(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    pytester.makefile(".yaml", config="not: [an eval")
+    pytester.makefile(".yml", other="evals: 3")
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_ini_patterns_choose_files(pytester: pytest.Pytester, store) -> None:
+    pytester.makefile(".yaml", checks=SUITE)
+    pytester.makeini(INI + "agentloop_eval_files = checks.yaml\n")
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_yml_extension_collected_by_default(pytester: pytest.Pytester, store) -> None:
+    pytester.makefile(".eval.yml", suite=SUITE)
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_reportinfo_points_at_yaml_line(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE.replace("11 MONTHS", "14 months"))
+    result = pytester.runpytest("-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*_ eval: runway _*"])
+
+
+def test_trace_can_be_given_by_trace_id(pytester: pytest.Pytester, eval_file) -> None:
+    from conftest import TRACE_IDS
+
+    eval_file(SUITE.replace("trace: trace-01", f"trace: trace_{TRACE_IDS['trace-01']}", 1))
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_judge_evals_run_literals_and_skip_rubric(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(
+        """
+        evals:
+          - id: hybrid
+            title: Hybrid
+            trace: trace-01
+            scoring: hybrid
+            rubric: PASS if the runway is named.
+            assert: [{type: contains, value: runway}]
+          - id: hybrid-failing
+            title: Hybrid with a failing literal
+            trace: trace-01
+            scoring: hybrid
+            rubric: PASS if the runway is named.
+            assert: [{type: contains, value: zebra}]
+          - id: judged
+            title: Judge only
+            trace: trace-01
+            scoring: llm_judge
+            rubric: PASS if the runway is named.
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(failed=1, skipped=2)
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] suite.eval.yaml:2: rubric not yet evaluated*"])

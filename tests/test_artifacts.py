@@ -1,0 +1,154 @@
+"""Artifact checks: presence, JSON shape, CSV columns, cited sources, escaping paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+CONTRACT = """
+    dataroom: dataroom
+    evals:
+      - id: contract
+        title: Contract
+        trace: trace-01
+        assert:
+          - type: artifacts-exist
+            value: [summary_answer.md, investment_memo.md, risk_register.json, open_questions.md, citations.json, evidence_table.csv]
+          - {type: json-shape, artifact: risk_register.json, value: {keys: [evidence]}}
+          - {type: json-shape, artifact: citations.json, value: [claim_id, claim, sources]}
+          - {type: csv-columns, artifact: evidence_table.csv, value: [claim_id, claim, sources]}
+          - {type: sources-resolve}
+"""
+
+
+def _artifacts(store: Path) -> Path:
+    return store / "runs" / "trace-01" / "artifacts"
+
+
+def test_complete_run_passes(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    eval_file(CONTRACT)
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_missing_and_empty_artifacts(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (_artifacts(store) / "open_questions.md").unlink()
+    (_artifacts(store) / "investment_memo.md").write_text("")
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*seen:     investment_memo.md: empty; open_questions.md: missing"])
+
+
+def test_invalid_json_artifact_fails_with_line(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (_artifacts(store) / "risk_register.json").write_text('[{"evidence": []},\n oops]')
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*risk_register.json is not valid JSON: Expecting value at line 2*"])
+
+
+def test_wrong_json_shape(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (_artifacts(store) / "citations.json").write_text(json.dumps([{"claim_id": "C1", "sources": []}]))
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*item 0 lacks [[]'claim'[]]*"])
+
+
+def test_csv_missing_column_and_invalid_csv(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (_artifacts(store) / "evidence_table.csv").write_text("claim_id,claim\nC1,x\n")
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*missing [[]'sources'[]]*"])
+    (_artifacts(store) / "evidence_table.csv").write_text('claim_id,claim,sources\nC1,"unterminated\n')
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*evidence_table.csv is not valid CSV*"])
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["../secrets.txt", "/etc/passwd", "financials/../../secrets.txt", "C:/Windows/win.ini", "link/secrets.txt"],
+)
+def test_escaping_sources_fail_and_are_never_opened(
+    pytester: pytest.Pytester, eval_file, store: Path, source: str
+) -> None:
+    (pytester.path / "secrets.txt").write_text("secret")
+    outside = pytester.path.parent / f"{pytester.path.name}-outside"
+    outside.mkdir()
+    (outside / "secrets.txt").write_text("secret")
+    (pytester.path / "dataroom" / "link").symlink_to(outside, target_is_directory=True)
+    (_artifacts(store) / "citations.json").write_text(
+        json.dumps([{"claim_id": "C1", "claim": "x", "sources": [source]}])
+    )
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*citations.json: {source!r} escapes the dataroom root (not opened)*"])
+
+
+def test_source_missing_from_dataroom(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (_artifacts(store) / "evidence_table.csv").write_text("claim_id,claim,sources\nC1,x,financials/p_and_l.csv;legal/nda.md\n")
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*evidence_table.csv: 'legal/nda.md' does not exist in the dataroom*"])
+
+
+def test_missing_artifacts_folder_is_an_error(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    for path in _artifacts(store).iterdir():
+        path.unlink()
+    _artifacts(store).rmdir()
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*eval contract: traces/runs/trace-01/artifacts: run 'trace-01' * has no artifacts folder*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_text_assertion_on_an_artifact(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    eval_file(
+        """
+        evals:
+          - id: memo
+            title: Memo
+            trace: trace-01
+            assert:
+              - {type: icontains, artifact: summary_answer.md, value: 11 MONTHS}
+              - {type: contains, artifact: nowhere.md, value: x}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAILED suite.eval.yaml:7: contains on nowhere.md", "*seen:     nowhere.md is missing"])
+
+
+def test_artifact_name_escaping_is_a_spec_error(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(
+        """
+        evals:
+          - id: memo
+            title: Memo
+            trace: trace-01
+            assert: [{type: contains, artifact: ../../etc/passwd, value: root}]
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*suite.eval.yaml:5: *field 'artifact': *must be a relative path inside*"])
+
+
+def test_missing_answer_is_an_error(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (store / "runs" / "trace-01" / "answer.md").unlink()
+    eval_file("evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: contains, value: x}]}\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*eval a: traces/runs/trace-01/answer.md: run 'trace-01' has no answer.md*"])
+
+
+def test_multi_megabyte_output_is_handled(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (store / "runs" / "trace-01" / "answer.md").write_text("word " * 1_000_000 + "11 months")
+    eval_file("evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: contains, value: zebra}, {type: contains, value: 11 months}]}\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    assert len(result.stdout.str()) < 5000
+    result.stdout.fnmatch_lines(["*5,000,009 chars in all*"])

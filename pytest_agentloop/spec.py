@@ -226,6 +226,8 @@ def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
     eval_id = reader.get("id", str, required=True)
     if not ID_PATTERN.match(eval_id):
         raise reader.fail("id", "use letters, digits, '.', '_' or '-' (it becomes part of the node id)")
+    title = reader.get("title", str, required=True)
+    trace = str(reader.get("trace", (str, int), required=True))
     merged = _Reader(path, _merge(defaults, raw), reader.what)
     scoring = merged.convert("scoring", merged.get("scoring", str, "deterministic"), _enum(Scoring))
     rubric = reader.get("rubric", str)
@@ -247,8 +249,8 @@ def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
     assertion_threshold = merged.get("assertion_threshold", (int, float))
     return EvalSpec(
         id=eval_id,
-        title=reader.get("title", str, required=True),
-        trace=str(reader.get("trace", (str, int), required=True)),
+        title=title,
+        trace=trace,
         path=path,
         line=raw.line,
         scoring=scoring,

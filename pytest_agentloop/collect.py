@@ -70,12 +70,18 @@ def _check_traces(suite: SuiteSpec, store: TraceStore) -> None:
             )
 
 
+MARKERS_KEY = pytest.StashKey[set[str]]()
+
+
 def _register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
     """Declare tags as markers so --strict-markers accepts them."""
-    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    if MARKERS_KEY not in config.stash:
+        config.stash[MARKERS_KEY] = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    known = config.stash[MARKERS_KEY]
     for tag in tags:
         if tag not in known:
             config.addinivalue_line("markers", f"{tag}: agentloop eval tag")
+            known.add(tag)
 
 
 class EvalItem(pytest.Item):

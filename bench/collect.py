@@ -38,8 +38,14 @@ def make_suite(root: Path, evals: int, per_file: int) -> list[Path]:
     """Write the eval files and a one-run trace store under ``root``."""
     run = root / "traces" / "runs" / "trace-01"
     run.mkdir(parents=True)
-    record = {"trace_id": "ab" * 16, "label": "trace-01", "question": "q", "harness_version": "v1",
-              "model": None, "created": "2026-01-01T00:00:00Z"}
+    record = {
+        "trace_id": "ab" * 16,
+        "label": "trace-01",
+        "question": "q",
+        "harness_version": "v1",
+        "model": None,
+        "created": "2026-01-01T00:00:00Z",
+    }
     (run / "record.json").write_text(json.dumps(record))
     (run / "answer.md").write_text("runway is 11 months")
     (root / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
@@ -59,7 +65,7 @@ def time_yaml(files: list[Path], pause_gc: bool = False) -> float:
     for path in files:
         if pause_gc:
             gc.disable()
-        yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+        yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         gc.enable()
     return time.perf_counter() - start
 

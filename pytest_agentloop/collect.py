@@ -63,8 +63,7 @@ def _check_traces(suite: SuiteSpec, store: TraceStore) -> None:
         if spec.trace not in store:
             known = ", ".join(r.label for r in store) or "none"
             raise SpecError(
-                f"eval {spec.id!r}, field 'trace': no recorded run {spec.trace!r} in {store.root} "
-                f"(known: {known})",
+                f"eval {spec.id!r}, field 'trace': no recorded run {spec.trace!r} in {store.root} (known: {known})",
                 path=suite.path,
                 line=spec.line_of("trace"),
             )
@@ -126,8 +125,14 @@ class EvalItem(pytest.Item):
         self.verdict = evaluate_literals(spec, record.answer, artifacts, self.suite.dataroom_dir)
         self.user_properties.append(("literal_score", f"{self.verdict.score:.4f}"))
         if not self.verdict.passed:
-            raise EvalFailed(eval_id=spec.id, title=spec.title, trace=f"{record.label} ({record.trace_id})",
-                             path=self._display_path(), verdict=self.verdict, output=record.answer)
+            raise EvalFailed(
+                eval_id=spec.id,
+                title=spec.title,
+                trace=f"{record.label} ({record.trace_id})",
+                path=self._display_path(),
+                verdict=self.verdict,
+                output=record.answer,
+            )
         if spec.scoring.needs_judge:
             pytest.skip(RUBRIC_PENDING)
 

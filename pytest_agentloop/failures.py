@@ -11,8 +11,9 @@ from pytest_agentloop.results import AssertionResult, LiteralVerdict
 class EvalFailed(AssertionError):
     """An eval whose literal assertions did not pass; carries the structured verdict."""
 
-    def __init__(self, *, eval_id: str, title: str, trace: str, path: Path, verdict: LiteralVerdict,
-                 output: str) -> None:
+    def __init__(
+        self, *, eval_id: str, title: str, trace: str, path: Path, verdict: LiteralVerdict, output: str
+    ) -> None:
         super().__init__(f"eval {eval_id}: {verdict.explanation}")
         self.eval_id, self.title, self.trace, self.path = eval_id, title, trace, path
         self.verdict, self.output = verdict, output

@@ -6,7 +6,7 @@ marker, else an override of the ``agentloop_trace`` fixture in a conftest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -44,19 +44,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=list(DEFAULT_EVAL_PATTERNS),
         help="glob patterns of eval definition files (default: *.eval.yaml *.eval.yml)",
     )
-    parser.addini("agentloop_traces", default=DEFAULT_TRACES_DIRNAME,
-                  help="trace store folder name looked up beside eval files and above them")
-    parser.addini("agentloop_max_eval_file_mb", default=str(DEFAULT_MAX_EVAL_FILE_MB),
-                  help="largest eval file accepted, in MB (default: 10)")
+    parser.addini(
+        "agentloop_traces",
+        default=DEFAULT_TRACES_DIRNAME,
+        help="trace store folder name looked up beside eval files and above them",
+    )
+    parser.addini(
+        "agentloop_max_eval_file_mb",
+        default=str(DEFAULT_MAX_EVAL_FILE_MB),
+        help="largest eval file accepted, in MB (default: 10)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Build the settings once, declare markers, start the session object."""
     config.stash[SETTINGS_KEY] = build_settings(config)
     config.addinivalue_line("markers", "agentloop: an eval collected from an agentloop eval file")
-    config.addinivalue_line(
-        "markers", "agentloop_trace(ref): the recorded run (label or trace id) a Python eval reads"
-    )
+    config.addinivalue_line("markers", "agentloop_trace(ref): the recorded run (label or trace id) a Python eval reads")
     config.pluginmanager.register(AgentloopSession(config), AgentloopSession.name)
 
 
@@ -71,12 +75,14 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> EvalFile |
     """Collect files that match ``agentloop_eval_files``."""
     patterns = settings_of(parent.config).eval_patterns
     if any(fnmatch(file_path.name, pattern) for pattern in patterns):
-        return EvalFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return EvalFile.from_parent(parent, path=file_path)
     return None
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Point skips of eval items at the eval's line in its YAML file, not at plugin code."""
     report: pytest.TestReport = yield
     if isinstance(item, EvalItem) and report.skipped and isinstance(report.longrepr, tuple):
@@ -128,13 +134,17 @@ def agentloop_artifacts(agentloop_trace: TraceRecord) -> Path:
 
 
 @pytest.fixture
-def agentloop_assert(
-    request: pytest.FixtureRequest, agentloop_trace: TraceRecord
-) -> Callable[..., None]:
+def agentloop_assert(request: pytest.FixtureRequest, agentloop_trace: TraceRecord) -> Callable[..., None]:
     """Run a registered assertion type against the current trace, as a YAML eval would."""
 
-    def check(kind: str, value: object = None, *, artifact: str | None = None,
-              threshold: float | None = None, dataroom: Path | None = None) -> None:
+    def check(
+        kind: str,
+        value: object = None,
+        *,
+        artifact: str | None = None,
+        threshold: float | None = None,
+        dataroom: Path | None = None,
+    ) -> None:
         spec = AssertionSpec(type=kind, value=value, line=0, artifact=artifact, threshold=threshold)
         artifacts = agentloop_trace.artifacts_dir if agentloop_trace.artifacts_dir.is_dir() else None
         result = run_assertion(spec, agentloop_trace.answer, artifacts, dataroom)

@@ -52,7 +52,7 @@ class AgentloopSession:
         if "eval_id" not in props:
             return
         if report.when == "call" or report.outcome != "passed":
-            outcome = "error" if report.failed and report.when != "call" else report.outcome
+            outcome: str = "error" if report.failed and report.when != "call" else report.outcome
             if outcome == "skipped" and RUBRIC_PENDING in str(report.longrepr):
                 self.pending_rubric += 1
                 outcome = "pending"

@@ -153,8 +153,14 @@ class _Reader:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    words = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a mapping"}
+    words = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a mapping",
+    }
     return " or ".join(words.get(k, k.__name__) for k in kinds)
 
 
@@ -260,9 +266,9 @@ def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
         assertions=assertions,
         examples=dict(examples),
         threshold=merged.convert("threshold", merged.get("threshold", (int, float), DEFAULT_THRESHOLD), _unit_interval),
-        assertion_threshold=None if assertion_threshold is None else merged.convert(
-            "assertion_threshold", assertion_threshold, _unit_interval
-        ),
+        assertion_threshold=None
+        if assertion_threshold is None
+        else merged.convert("assertion_threshold", assertion_threshold, _unit_interval),
         must_pass=merged.get("must_pass", bool, False),
         split=merged.convert("split", merged.get("split", str, "optimization"), _enum(Split)),
         repeat=merged.convert("repeat", merged.get("repeat", int, 1), _positive),
@@ -285,9 +291,7 @@ def _decode(path: Path, data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise SpecError(
-            f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", path=path, line=line
-        ) from None
+        raise SpecError(f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", path=path, line=line) from None
 
 
 def _parse(path: Path, text: str) -> object:
@@ -310,7 +314,9 @@ def _read_suite(path: Path, document: object) -> SuiteSpec:
     reader.reject_unknown(SUITE_KEYS)
     version = reader.get("agentloop", int, FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise reader.fail("agentloop", f"format version {version} is not supported (this plugin reads {FORMAT_VERSION})")
+        raise reader.fail(
+            "agentloop", f"format version {version} is not supported (this plugin reads {FORMAT_VERSION})"
+        )
     defaults = reader.get("defaults", dict, LineMap())
     _Reader(path, defaults, "defaults").reject_unknown(DEFAULT_KEYS)
     raw_evals = reader.get("evals", list, required=True)
@@ -336,8 +342,9 @@ def _reject_duplicates(path: Path, evals: list[EvalSpec]) -> None:
     seen: dict[str, int] = {}
     for spec in evals:
         if spec.id in seen:
-            raise SpecError(f"duplicate eval id {spec.id!r} (first defined on line {seen[spec.id]})",
-                            path=path, line=spec.line)
+            raise SpecError(
+                f"duplicate eval id {spec.id!r} (first defined on line {seen[spec.id]})", path=path, line=spec.line
+            )
         seen[spec.id] = spec.line
 
 

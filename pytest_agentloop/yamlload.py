@@ -64,7 +64,7 @@ def load_yaml(text: str) -> Any:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return yaml.load(text, Loader=LineLoader)  # noqa: S506 - LineLoader is a SafeLoader
+        return yaml.load(text, Loader=LineLoader)
     finally:
         if was_enabled:
             gc.enable()

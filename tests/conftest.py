@@ -24,9 +24,7 @@ CONTRACT_ARTIFACTS = {
 }
 
 
-def write_run(
-    store: Path, label: str, answer: str, artifacts: dict[str, str] | None = None
-) -> Path:
+def write_run(store: Path, label: str, answer: str, artifacts: dict[str, str] | None = None) -> Path:
     """Write one recorded run into the store at ``store``."""
     run = store / "runs" / label
     run.mkdir(parents=True, exist_ok=True)

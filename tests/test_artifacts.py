@@ -88,7 +88,9 @@ def test_escaping_sources_fail_and_are_never_opened(
 
 
 def test_source_missing_from_dataroom(pytester: pytest.Pytester, eval_file, store: Path) -> None:
-    (_artifacts(store) / "evidence_table.csv").write_text("claim_id,claim,sources\nC1,x,financials/p_and_l.csv;legal/nda.md\n")
+    (_artifacts(store) / "evidence_table.csv").write_text(
+        "claim_id,claim,sources\nC1,x,financials/p_and_l.csv;legal/nda.md\n"
+    )
     eval_file(CONTRACT)
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*evidence_table.csv: 'legal/nda.md' does not exist in the dataroom*"])
@@ -101,7 +103,9 @@ def test_missing_artifacts_folder_is_an_error(pytester: pytest.Pytester, eval_fi
     eval_file(CONTRACT)
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*eval contract: traces/runs/trace-01/artifacts: run 'trace-01' * has no artifacts folder*"])
+    result.stdout.fnmatch_lines(
+        ["*eval contract: traces/runs/trace-01/artifacts: run 'trace-01' * has no artifacts folder*"]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
@@ -119,7 +123,9 @@ def test_text_assertion_on_an_artifact(pytester: pytest.Pytester, eval_file, sto
     )
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*FAILED suite.eval.yaml:7: contains on nowhere.md", "*seen:     nowhere.md is missing"])
+    result.stdout.fnmatch_lines(
+        ["*FAILED suite.eval.yaml:7: contains on nowhere.md", "*seen:     nowhere.md is missing"]
+    )
 
 
 def test_artifact_name_escaping_is_a_spec_error(pytester: pytest.Pytester, eval_file) -> None:
@@ -147,7 +153,9 @@ def test_missing_answer_is_an_error(pytester: pytest.Pytester, eval_file, store:
 
 def test_multi_megabyte_output_is_handled(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (store / "runs" / "trace-01" / "answer.md").write_text("word " * 1_000_000 + "11 months")
-    eval_file("evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: contains, value: zebra}, {type: contains, value: 11 months}]}\n")
+    eval_file(
+        "evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: contains, value: zebra}, {type: contains, value: 11 months}]}\n"
+    )
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     assert len(result.stdout.str()) < 5000

@@ -64,6 +64,10 @@ def test_junit_xml_carries_eval_properties(pytester: pytest.Pytester, example_co
     result = pytester.runpytest("evals", "--junitxml=report.xml", "-k", "parent-rollup")
     assert result.ret == 0
     xml = (pytester.path / "report.xml").read_text()
-    for prop in ('name="eval_id" value="parent-rollup"', 'name="tags" value="concentration"',
-                 'name="split" value="optimization"', 'name="trace_label" value="trace-03"'):
+    for prop in (
+        'name="eval_id" value="parent-rollup"',
+        'name="tags" value="concentration"',
+        'name="split" value="optimization"',
+        'name="trace_label" value="trace-03"',
+    ):
         assert prop in xml

@@ -48,7 +48,10 @@ def test_passes_fails_and_negates(kind: str, value: object, good: str, bad: str)
 def test_every_text_type_is_covered() -> None:
     covered = {case[0] for case in CASES}
     text_types = {n for n in names() if not n.startswith("not-")} - {
-        "artifacts-exist", "json-shape", "csv-columns", "sources-resolve"
+        "artifacts-exist",
+        "json-shape",
+        "csv-columns",
+        "sources-resolve",
     }
     assert text_types == covered
 

@@ -225,16 +225,10 @@ def _sources_resolve(value: object, given: CheckInput) -> Outcome:
 
 def _register_all() -> None:
     register(AssertionType("artifacts-exist", _artifacts_exist, _names, target="artifacts"))
+    register(AssertionType("json-shape", _json_shape, _validate_shape, target="artifacts", needs_artifact=True))
+    register(AssertionType("csv-columns", _csv_columns, _names, target="artifacts", needs_artifact=True))
     register(
-        AssertionType("json-shape", _json_shape, _validate_shape, target="artifacts", needs_artifact=True)
-    )
-    register(
-        AssertionType("csv-columns", _csv_columns, _names, target="artifacts", needs_artifact=True)
-    )
-    register(
-        AssertionType(
-            "sources-resolve", _sources_resolve, _validate_source_fields, target="artifacts", negatable=False
-        )
+        AssertionType("sources-resolve", _sources_resolve, _validate_source_fields, target="artifacts", negatable=False)
     )
 
 

@@ -43,7 +43,8 @@ class Outcome:
 
 
 Check = Callable[[object, CheckInput], Outcome]
-Validate = Callable[[object], None]
+Validate = Callable[[object], object]
+"""Raises ValueError for a bad value; whatever it returns is ignored."""
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,7 @@ def _describe_miss(text: str, needle: str, ignore_case: bool) -> str:
     if miss is None or miss[1] < min(len(needle), max(3, len(needle) // 3)):
         return f"no part of {needle!r} occurs in the output: {head(text)}"
     pos, size = miss
-    return (
-        f"not found; closest: first {size} of {len(needle)} chars at offset {pos}: "
-        f"{around(text, pos, pos + size)}"
-    )
+    return f"not found; closest: first {size} of {len(needle)} chars at offset {pos}: {around(text, pos, pos + size)}"
 
 
 def _contains(ignore_case: bool) -> Callable[[object, CheckInput], Outcome]:
@@ -153,7 +150,9 @@ def _regex(value: object, given: CheckInput) -> Outcome:
     expected = f"output matches /{pattern}/"
     match = re.search(pattern, given.text)
     if match:
-        return Outcome(True, expected, f"matched at offset {match.start()}: {around(given.text, match.start(), match.end())}")
+        return Outcome(
+            True, expected, f"matched at offset {match.start()}: {around(given.text, match.start(), match.end())}"
+        )
     return Outcome(False, expected, f"no match in {head(given.text)}")
 
 

@@ -117,8 +117,9 @@ class TraceStore:
         for ref in (record.trace_id, record.label):
             other = self._by_ref.get(ref)
             if other is not None and other.run_dir != record.run_dir:
-                raise TraceStoreError(f"{ref!r} names two runs: {other.run_dir.name} and {record.run_dir.name}",
-                                      path=self.root)
+                raise TraceStoreError(
+                    f"{ref!r} names two runs: {other.run_dir.name} and {record.run_dir.name}", path=self.root
+                )
             self._by_ref[ref] = record
         self._records.append(record)
 
@@ -157,8 +158,9 @@ class TraceStore:
                 try:
                     span = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise TraceStoreError(f"span line is not JSON: {exc.msg}", path=self.spans_path,
-                                          line=number) from None
+                    raise TraceStoreError(
+                        f"span line is not JSON: {exc.msg}", path=self.spans_path, line=number
+                    ) from None
                 if wanted is None or span.get("trace_id") == wanted:
                     lines.append(span)
         return lines

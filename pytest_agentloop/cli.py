@@ -7,9 +7,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_VERDICTS_FILE
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.judge import review
+from pytest_agentloop.judge.verdicts import VerdictStore
 from pytest_agentloop.spec import load_suite
 from pytest_agentloop.traces.store import TraceStore
+
+
+def _eval_files(paths: list[str]) -> list[Path]:
+    found: set[Path] = set()
+    for name in paths or ["."]:
+        path = Path(name)
+        if path.is_file():
+            found.add(path)
+        else:
+            found.update(p for pattern in DEFAULT_EVAL_PATTERNS for p in path.rglob(pattern))
+    return sorted(found)
+
+
+def _stores(paths: list[str], file_name: str) -> list[Path]:
+    return sorted({p.parent / file_name for p in _eval_files(paths) if (p.parent / file_name).is_file()})
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -26,13 +44,42 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_traces(args: argparse.Namespace) -> int:
-    try:
-        store = TraceStore(Path(args.store))
-    except AgentloopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    store = TraceStore(Path(args.store))
     for record in store:
         print(f"{record.label}\t{record.trace_id}\t{record.harness_version}\t{record.question}")
+    return 0
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    target = review.resolve(args.nodeid, Path.cwd(), args.verdicts)
+    verdict = review.human_verdict(target, passed=args.passed, score=args.score, reason=args.reason, by=args.by)
+    VerdictStore(target.store_path).append([verdict])
+    VerdictStore(target.store_path).rewrite()
+    outcome = "pass" if verdict.passed else "fail"
+    print(f"recorded {outcome} (score {verdict.score:g}) by {args.by} for {args.nodeid} in {target.store_path}")
+    return 0
+
+
+def _cmd_agreement(args: argparse.Namespace) -> int:
+    rows = review.agreement(_stores(args.paths, args.verdicts))
+    if not rows:
+        print("no output has both a person's and the model's verdict yet")
+        return 0
+    for row in rows:
+        print(f"{row.eval_file}::{row.eval_id}\t{row.agreed}/{row.compared} agree")
+    compared, agreed = sum(r.compared for r in rows), sum(r.agreed for r in rows)
+    print(f"overall: model agrees with people on {agreed}/{compared} outputs ({agreed / compared:.0%})")
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    current = review.current_subjects(_eval_files(args.paths))
+    total = 0
+    for store in _stores(args.paths, args.verdicts):
+        removed = review.prune(store, current)
+        total += removed
+        print(f"{store}: removed {removed} unused verdicts")
+    print(f"removed {total} in all")
     return 0
 
 
@@ -50,7 +97,35 @@ def build_parser() -> argparse.ArgumentParser:
     traces = commands.add_parser("traces", help="list the recorded runs in a trace store")
     traces.add_argument("store", metavar="STORE_DIR")
     traces.set_defaults(run=_cmd_traces)
+    _label_parser(commands)
+    _verdicts_parser(commands)
     return parser
+
+
+def _label_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    label = commands.add_parser("label", help="record a person's verdict on an eval's current output")
+    label.add_argument("nodeid", help="path/to/file.eval.yaml::<eval id>, relative to the current folder")
+    verdict = label.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--pass", dest="passed", action="store_true", help="the output satisfies the rubric")
+    verdict.add_argument("--fail", dest="passed", action="store_false", help="it does not")
+    label.add_argument("--score", type=float, default=None, help="0-1 (default: 1 for pass, 0 for fail)")
+    label.add_argument("--reason", required=True, help="why, in a sentence or two")
+    label.add_argument("--by", required=True, help="who is labelling (name or handle)")
+    label.add_argument("--verdicts", default=DEFAULT_VERDICTS_FILE, help="verdict store file name")
+    label.set_defaults(run=_cmd_label)
+
+
+def _verdicts_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verdicts = commands.add_parser("verdicts", help="inspect and tidy recorded verdicts")
+    actions = verdicts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, run, text in (
+        ("agreement", _cmd_agreement, "how often the model judge agrees with people, per eval and overall"),
+        ("prune", _cmd_prune, "remove verdicts no current eval output uses"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("paths", nargs="*", metavar="PATH", help="eval files or folders (default: .)")
+        action.add_argument("--verdicts", default=DEFAULT_VERDICTS_FILE, help="verdict store file name")
+        action.set_defaults(run=run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except AgentloopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

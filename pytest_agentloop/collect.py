@@ -8,16 +8,25 @@ from typing import Any
 
 import pytest
 
-from pytest_agentloop.config import Settings, settings_of
+from pytest_agentloop.config import JudgeMode, Settings, settings_of
 from pytest_agentloop.errors import AgentloopError, SpecError, TraceStoreError
 from pytest_agentloop.evaluate import evaluate_literals, needs_artifacts
-from pytest_agentloop.failures import EvalFailed, format_failure
+from pytest_agentloop.failures import EvalFailed, RubricFailed, format_failure, format_rubric_failure
+from pytest_agentloop.judge.planner import (
+    PLANNER_KEY,
+    GradeRequest,
+    JudgeAnswerError,
+    JudgeError,
+    MissingVerdict,
+    RubricOutcome,
+)
 from pytest_agentloop.results import LiteralVerdict
 from pytest_agentloop.spec import EvalSpec, SuiteSpec, load_suite
 from pytest_agentloop.traces.store import StoreCache, TraceRecord, TraceStore, find_store_root
 
 STORES_KEY = pytest.StashKey[StoreCache]()
-RUBRIC_PENDING = "rubric not yet evaluated: the LLM judge is not available in this version"
+MARKERS_KEY = pytest.StashKey[set[str]]()
+JUDGE_OFF = "rubric not evaluated: the judge is off (--agentloop-judge=off)"
 
 
 def stores_of(config: pytest.Config) -> StoreCache:
@@ -35,6 +44,11 @@ def store_for(config: pytest.Config, suite_path: Path, explicit: Path | None, se
             path=suite_path,
         )
     return stores_of(config).open(root)
+
+
+def display_path(config: pytest.Config, path: Path) -> str:
+    """``path`` relative to the rootdir when inside it, with forward slashes."""
+    return (path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path).as_posix()
 
 
 class EvalFile(pytest.File):
@@ -69,9 +83,6 @@ def _check_traces(suite: SuiteSpec, store: TraceStore) -> None:
             )
 
 
-MARKERS_KEY = pytest.StashKey[set[str]]()
-
-
 def _register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
     """Declare tags as markers so --strict-markers accepts them."""
     if MARKERS_KEY not in config.stash:
@@ -91,6 +102,7 @@ class EvalItem(pytest.Item):
         self.spec, self.suite, self.store = spec, suite, store
         self.record: TraceRecord | None = None
         self.verdict: LiteralVerdict | None = None
+        self.rubric: RubricOutcome | None = None
         self._describe()
 
     def _describe(self) -> None:
@@ -106,46 +118,103 @@ class EvalItem(pytest.Item):
             ]
         )
 
+    @property
+    def judged(self) -> bool:
+        """Whether this eval's outcome includes a rubric verdict in this session."""
+        return self.spec.scoring.needs_judge and settings_of(self.config).judge_mode is not JudgeMode.OFF
+
+    def grade_request(self) -> GradeRequest:
+        """What the planner needs to resolve this eval's rubric (reads the answer)."""
+        settings = settings_of(self.config)
+        record = self.record or self.store.get(self.spec.trace)
+        return GradeRequest(
+            nodeid=self.nodeid,
+            eval_file=display_path(self.config, self.path),
+            eval_id=self.spec.id,
+            rubric=self.spec.rubric or "",
+            output=record.answer,
+            store_path=self.path.parent / settings.verdicts_filename,
+            expected=self.spec.expected,
+            repeat=settings.repeat or self.spec.repeat,
+            threshold=self.spec.threshold,
+        )
+
     def setup(self) -> None:
-        """Load the recorded run; a missing answer or artifact folder is an error."""
+        """Load the recorded run and the rubric verdict; anything missing is an error, not a failure."""
+        problem = None
         try:
             self.record = self.store.get(self.spec.trace)
             _ = self.record.answer
             if needs_artifacts(self.spec):
                 self.record.require_artifacts()
         except AgentloopError as exc:
-            pytest.fail(f"eval {self.spec.id}: {exc.display(self.config.rootpath)}", pytrace=False)
+            problem = f"eval {self.spec.id}: {exc.display(self.config.rootpath)}"
+        if problem or self.record is None:
+            pytest.fail(problem or "no record", pytrace=False)
         self.user_properties.extend([("trace_id", self.record.trace_id), ("trace_label", self.record.label)])
+        self._check_literals(self.record)
+        if self.judged and (self.verdict is None or self.verdict.passed):
+            self._resolve_rubric()
+
+    def _check_literals(self, record: TraceRecord) -> None:
+        """Run the literal assertions now: when they fail, the judge need not be waited for."""
+        if not self.spec.assertions:
+            return
+        artifacts = record.artifacts_dir if record.artifacts_dir.is_dir() else None
+        self.verdict = evaluate_literals(self.spec, record.answer, artifacts, self.suite.dataroom_dir)
+        self.user_properties.append(("literal_score", f"{self.verdict.score:.4f}"))
+
+    def _resolve_rubric(self) -> None:
+        problem = None
+        try:
+            self.rubric = self.config.stash[PLANNER_KEY].outcome(self.grade_request())
+        except MissingVerdict as exc:
+            problem = str(exc)
+        except (JudgeError, JudgeAnswerError) as exc:
+            problem = f"eval {self.spec.id}: judge error: {exc}"
+        if problem or self.rubric is None:
+            pytest.fail(problem or "no verdict", pytrace=False)  # outside the except: no chained traceback
+        outcome = self.rubric
+        self.user_properties.extend(
+            [
+                ("judge_score", f"{outcome.score:.4f}"),
+                ("verdict_source", outcome.source),
+                ("judge_reason", outcome.reason),
+                ("judge_votes", outcome.votes),
+                ("judge_flaky", str(outcome.flaky).lower()),
+            ]
+        )
 
     def runtest(self) -> None:
-        """Run the literal assertions, then report the rubric part."""
+        """Literal assertions first, then the rubric verdict, as the eval's scoring says."""
         assert self.record is not None
         record, spec = self.record, self.spec
-        artifacts = record.artifacts_dir if record.artifacts_dir.is_dir() else None
-        self.verdict = evaluate_literals(spec, record.answer, artifacts, self.suite.dataroom_dir)
-        self.user_properties.append(("literal_score", f"{self.verdict.score:.4f}"))
-        if not self.verdict.passed:
+        trace = f"{record.label} ({record.trace_id})"
+        if self.verdict is not None and not self.verdict.passed:
+            path = Path(display_path(self.config, self.path))
             raise EvalFailed(
+                eval_id=spec.id, title=spec.title, trace=trace, path=path, verdict=self.verdict, output=record.answer
+            )
+        if not spec.scoring.needs_judge:
+            return
+        if self.rubric is None:
+            pytest.skip(JUDGE_OFF)
+        if not self.rubric.passed:
+            raise RubricFailed(
                 eval_id=spec.id,
                 title=spec.title,
-                trace=f"{record.label} ({record.trace_id})",
-                path=self._display_path(),
-                verdict=self.verdict,
+                trace=trace,
+                outcome=self.rubric,
+                threshold=spec.threshold,
                 output=record.answer,
             )
-        if spec.scoring.needs_judge:
-            pytest.skip(RUBRIC_PENDING)
-
-    def _display_path(self) -> Path:
-        try:
-            return self.path.relative_to(self.config.rootpath)
-        except ValueError:
-            return self.path
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         """Eval failures as a structured report; anything else as pytest would."""
         if isinstance(excinfo.value, EvalFailed):
             return format_failure(excinfo.value, verbose=self.config.get_verbosity() > 1)
+        if isinstance(excinfo.value, RubricFailed):
+            return format_rubric_failure(excinfo.value)
         if isinstance(excinfo.value, AgentloopError):
             return f"eval {self.spec.id}: {excinfo.value}"
         return super().repr_failure(excinfo, style=style)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -11,13 +14,48 @@ DEFAULT_TRACES_DIRNAME = "traces"
 DEFAULT_MAX_EVAL_FILE_MB = 10.0
 
 
+DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_VERDICTS_FILE = "verdicts.jsonl"
+
+
+class JudgeMode(enum.StrEnum):
+    """Where rubric verdicts come from."""
+
+    REPLAY = "replay"
+    RECORD = "record"
+    REFRESH = "refresh"
+    OFF = "off"
+
+
+class JudgeApi(enum.StrEnum):
+    """Which OpenAI API the judge is called through."""
+
+    RESPONSES = "responses"
+    CHAT = "chat"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything the plugin reads from the command line and ini files."""
+    """Everything the plugin reads from the command line and ini files (no secrets)."""
 
     eval_patterns: tuple[str, ...] = DEFAULT_EVAL_PATTERNS
     traces_dirname: str = DEFAULT_TRACES_DIRNAME
     max_eval_file_bytes: int = int(DEFAULT_MAX_EVAL_FILE_MB * 1_000_000)
+    judge_mode: JudgeMode = JudgeMode.REPLAY
+    judge_model: str = DEFAULT_JUDGE_MODEL
+    judge_base_url: str | None = None
+    judge_api: JudgeApi = JudgeApi.RESPONSES
+    judge_key_env: str = DEFAULT_KEY_ENV
+    judge_timeout: float = 60.0
+    judge_retries: int = 4
+    concurrency: int = 8
+    repeat: int | None = None
+    verdicts_filename: str = DEFAULT_VERDICTS_FILE
+
+    def judge_key(self) -> str | None:
+        """The judge's API key, read from the environment when needed, never stored."""
+        return os.environ.get(self.judge_key_env) or None
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -34,15 +72,75 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a whole number, got {text!r}") from None
+    if value < low:
+        raise pytest.UsageError(f"expected a number of at least {low}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """``type=`` callable for counts of at least 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """``type=`` callable for counts of at least 0."""
+    return _int_at_least(text, 0)
+
+
+def enum_value(kind: type[enum.StrEnum]) -> Callable[[str], enum.StrEnum]:
+    """``type=`` callable accepting one of an enum's values."""
+
+    def convert(text: str) -> enum.StrEnum:
+        try:
+            return kind(text)
+        except ValueError:
+            choices = ", ".join(m.value for m in kind)
+            raise pytest.UsageError(f"{text!r} is not one of {choices}") from None
+
+    return convert
+
+
+def _setting(config: pytest.Config, name: str, default: object = None) -> object:
+    """Command line first, then ini, then environment (for the judge model), then default."""
+    value = config.getoption(name, None)
+    if value is None or value == "":
+        value = config.getini(name) or None
+    return default if value is None else value
+
+
 def build_settings(config: pytest.Config) -> Settings:
     """Read options (which win) and ini settings into one frozen object."""
     patterns = tuple(config.getini("agentloop_eval_files")) or DEFAULT_EVAL_PATTERNS
-    traces = config.getoption("agentloop_traces") or config.getini("agentloop_traces") or DEFAULT_TRACES_DIRNAME
     max_mb = positive_float(str(config.getini("agentloop_max_eval_file_mb") or DEFAULT_MAX_EVAL_FILE_MB))
+    key_env = str(_setting(config, "agentloop_judge_key_env", DEFAULT_KEY_ENV))
+    mode_text = _setting(config, "agentloop_judge")
+    if mode_text is None:
+        mode = JudgeMode.RECORD if os.environ.get(key_env) else JudgeMode.REPLAY
+    else:
+        mode = JudgeMode(enum_value(JudgeMode)(str(mode_text)))
+    repeat = _setting(config, "agentloop_repeat")
     return Settings(
         eval_patterns=patterns,
-        traces_dirname=str(traces),
+        traces_dirname=str(_setting(config, "agentloop_traces", DEFAULT_TRACES_DIRNAME)),
         max_eval_file_bytes=int(max_mb * 1_000_000),
+        judge_mode=mode,
+        judge_model=str(
+            _setting(config, "agentloop_judge_model") or os.environ.get("AGENTLOOP_JUDGE_MODEL") or DEFAULT_JUDGE_MODEL
+        ),
+        judge_base_url=str(_setting(config, "agentloop_judge_base_url") or os.environ.get("OPENAI_BASE_URL") or "")
+        or None,
+        judge_api=JudgeApi(enum_value(JudgeApi)(str(_setting(config, "agentloop_judge_api", "responses")))),
+        judge_key_env=key_env,
+        judge_timeout=positive_float(str(_setting(config, "agentloop_judge_timeout", 60))),
+        judge_retries=non_negative_int(str(_setting(config, "agentloop_judge_retries", 4))),
+        concurrency=positive_int(str(_setting(config, "agentloop_concurrency", 8))),
+        repeat=None if repeat is None else positive_int(str(repeat)),
+        verdicts_filename=str(_setting(config, "agentloop_verdicts", DEFAULT_VERDICTS_FILE)),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_agentloop.assertions.excerpts import head
+from pytest_agentloop.judge.planner import RubricOutcome
 from pytest_agentloop.results import AssertionResult, LiteralVerdict
 
 
@@ -46,4 +47,30 @@ def format_failure(failure: EvalFailed, verbose: bool = False) -> str:
     if verdict.named_scores:
         lines.append("  metrics: " + ", ".join(f"{k}={v:.2f}" for k, v in verdict.named_scores.items()))
     lines += ["", f"  output: {head(failure.output, 300)}"]
+    return "\n".join(lines)
+
+
+class RubricFailed(AssertionError):
+    """An eval whose rubric verdict did not pass."""
+
+    def __init__(
+        self, *, eval_id: str, title: str, trace: str, outcome: RubricOutcome, threshold: float, output: str
+    ) -> None:
+        super().__init__(f"eval {eval_id}: rubric failed ({outcome.source}, score {outcome.score:.2f})")
+        self.eval_id, self.title, self.trace = eval_id, title, trace
+        self.outcome, self.threshold, self.output = outcome, threshold, output
+
+
+def format_rubric_failure(failure: RubricFailed) -> str:
+    """The long report pytest prints for an eval the judge (or a person) failed."""
+    outcome = failure.outcome
+    votes = f", votes {outcome.votes}" + (", FLAKY" if outcome.flaky else "") if len(outcome.verdicts) > 1 else ""
+    lines = [
+        f"eval {failure.eval_id}: {failure.title}",
+        f"  source trace: {failure.trace}",
+        f"  rubric FAILED by {outcome.source}: score {outcome.score:.2f} (threshold {failure.threshold:g}){votes}",
+        f"  reason: {outcome.reason}",
+        "",
+        f"  output: {head(failure.output, 300)}",
+    ]
     return "\n".join(lines)

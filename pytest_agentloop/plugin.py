@@ -9,21 +9,31 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
     DEFAULT_EVAL_PATTERNS,
+    DEFAULT_JUDGE_MODEL,
+    DEFAULT_KEY_ENV,
     DEFAULT_MAX_EVAL_FILE_MB,
     DEFAULT_TRACES_DIRNAME,
+    DEFAULT_VERDICTS_FILE,
     SETTINGS_KEY,
+    JudgeApi,
+    JudgeMode,
     build_settings,
+    enum_value,
+    non_negative_int,
+    positive_float,
+    positive_int,
     settings_of,
 )
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
-from pytest_agentloop.session import AgentloopSession
+from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
 
@@ -38,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help=f"name of the trace store folder looked up beside eval files (default: {DEFAULT_TRACES_DIRNAME})",
     )
+    _judge_options(group, parser)
     parser.addini(
         "agentloop_eval_files",
         type="args",
@@ -56,19 +67,59 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    """Judge settings: each an option and an ini value; the option wins."""
+    rows: list[tuple[str, str, Callable[[str], object] | None, str]] = [
+        (
+            "judge",
+            "MODE",
+            enum_value(JudgeMode),
+            "where rubric verdicts come from: replay, record, refresh or off "
+            "(default: record with a judge key in the environment, else replay)",
+        ),
+        ("judge-model", "MODEL", None, f"judge model (default: $AGENTLOOP_JUDGE_MODEL or {DEFAULT_JUDGE_MODEL})"),
+        ("judge-base-url", "URL", None, "OpenAI-compatible base URL of the judge (default: $OPENAI_BASE_URL)"),
+        ("judge-api", "API", enum_value(JudgeApi), "responses (default) or chat"),
+        (
+            "judge-key-env",
+            "NAME",
+            None,
+            f"variable holding the judge's API key (default: {DEFAULT_KEY_ENV})",
+        ),
+        ("judge-timeout", "SECONDS", positive_float, "timeout of one judge call (default: 60)"),
+        (
+            "judge-retries",
+            "N",
+            non_negative_int,
+            "retries of 429, 5xx, timeouts, dropped connections (default: 4)",
+        ),
+        ("concurrency", "N", positive_int, "judge calls in flight at once (default: 8)"),
+        ("repeat", "N", positive_int, "grade every rubric N times (overrides each eval's repeat)"),
+        ("verdicts", "FILE", None, f"verdict store file name beside the eval files (default: {DEFAULT_VERDICTS_FILE})"),
+    ]
+    for name, metavar, kind, text in rows:
+        dest = "agentloop_" + name.replace("-", "_")
+        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
+        parser.addini(dest, default="", help=text)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Build the settings once, declare markers, start the session object."""
     config.stash[SETTINGS_KEY] = build_settings(config)
     config.addinivalue_line("markers", "agentloop: an eval collected from an agentloop eval file")
     config.addinivalue_line("markers", "agentloop_trace(ref): the recorded run (label or trace id) a Python eval reads")
-    config.pluginmanager.register(AgentloopSession(config), AgentloopSession.name)
+    session = AgentloopSession(config)
+    config.pluginmanager.register(session, AgentloopSession.name)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object."""
-    plugin = config.pluginmanager.get_plugin(AgentloopSession.name)
-    if plugin is not None:
-        config.pluginmanager.unregister(plugin)
+    for name in (AgentloopSession.name, "agentloop-xdist"):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> EvalFile | None:
@@ -90,13 +141,22 @@ def pytest_runtest_makereport(
     return report
 
 
+T = TypeVar("T")
+
+
+def _or_fail(load: Callable[[], T]) -> T:
+    """``load()``, turning a user error into a clean fixture error (no chained traceback)."""
+    try:
+        return load()
+    except AgentloopError as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
 @pytest.fixture
 def agentloop_store(request: pytest.FixtureRequest) -> TraceStore:
     """The trace store nearest the requesting test file."""
-    try:
-        return store_for(request.config, request.path, None, settings_of(request.config))
-    except AgentloopError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _or_fail(lambda: store_for(request.config, request.path, None, settings_of(request.config)))
 
 
 @pytest.fixture
@@ -109,28 +169,19 @@ def agentloop_trace(request: pytest.FixtureRequest, agentloop_store: TraceStore)
             "or override the agentloop_trace fixture",
             pytrace=False,
         )
-    try:
-        return agentloop_store.get(str(marker.args[0]))
-    except AgentloopError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _or_fail(lambda: agentloop_store.get(str(marker.args[0])))
 
 
 @pytest.fixture
 def agentloop_output(agentloop_trace: TraceRecord) -> str:
     """The final answer text of the current trace."""
-    try:
-        return agentloop_trace.answer
-    except AgentloopError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _or_fail(lambda: agentloop_trace.answer)
 
 
 @pytest.fixture
 def agentloop_artifacts(agentloop_trace: TraceRecord) -> Path:
     """The artifact folder of the current trace."""
-    try:
-        return agentloop_trace.require_artifacts()
-    except AgentloopError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _or_fail(agentloop_trace.require_artifacts)
 
 
 @pytest.fixture

@@ -1,49 +1,121 @@
-"""Gathers eval outcomes from reports (xdist workers' included) and summarises them."""
+"""The session: plans judging, writes verdicts, gathers outcomes (xdist workers' too), summarises.
+
+Only this module and the CLI decide when files are written; the stores own how.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_agentloop.collect import RUBRIC_PENDING
-from pytest_agentloop.config import settings_of
+from pytest_agentloop.collect import JUDGE_OFF, EvalItem
+from pytest_agentloop.config import JudgeMode, Settings, settings_of
+from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.judge.client import JudgeEndpoint
+from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
+from pytest_agentloop.judge.verdicts import Verdict, VerdictStore, subject_key
+
+WORKER_KEY = "agentloop"
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker."""
+    return hasattr(config, "workerinput")
+
+
+def endpoint_for(settings: Settings) -> JudgeEndpoint:
+    """The judge endpoint the settings describe (key read from the environment)."""
+    return JudgeEndpoint(
+        model=settings.judge_model,
+        api_key=settings.judge_key(),
+        base_url=settings.judge_base_url,
+        api=settings.judge_api,
+        timeout=settings.judge_timeout,
+        max_retries=settings.judge_retries,
+    )
 
 
 class AgentloopSession:
-    """Registered as a plugin for one session; the controller alone writes the summary."""
+    """Registered as a plugin for one session; the controller alone writes the summary and rewrites stores."""
 
     name = "agentloop-session"
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.settings = settings_of(config)
         self.outcomes: dict[str, str] = {}
-        self.pending_rubric = 0
+        self.flaky: dict[str, str] = {}
         self.broken_eval_files = 0
         self.other_collect_errors = 0
+        self.wanted: dict[tuple[str, str], str] = {}
+        self.stores: set[Path] = set()
+        self.judge_counts: Counter[str] = Counter()
+        self.planner: JudgePlanner | None = None
+        self.judge_seconds = 0.0
+
+    # -- collection --------------------------------------------------------------------
 
     @pytest.hookimpl
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Count broken eval files apart from other collection errors."""
         if not report.failed:
             return
-        patterns = settings_of(self.config).eval_patterns
-        if any(fnmatch(Path(report.fspath).name, p) for p in patterns):
+        if any(fnmatch(Path(report.fspath).name, p) for p in self.settings.eval_patterns):
             self.broken_eval_files += 1
         else:
             self.other_collect_errors += 1
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Note the current subject of every judged eval, before -k/-m deselect any."""
+        for item in items:
+            if isinstance(item, EvalItem) and item.spec.scoring.needs_judge:
+                try:
+                    request = item.grade_request()
+                except AgentloopError:
+                    continue
+                self.wanted[(request.eval_file, request.eval_id)] = subject_key(request.rubric, request.output)
+                self.stores.add(request.store_path)
+
     @pytest.hookimpl
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Let the other evals run when the only collection errors are broken eval files.
-
-        A broken Python test module still interrupts the session, as pytest does;
-        a broken eval file is reported as one error and fails the run.
-        """
+        """Let other evals run past broken eval files; start judging the selected items."""
         if self.broken_eval_files and not self.other_collect_errors:
             self.config.option.continue_on_collection_errors = True
+        if self.config.option.collectonly:
+            return
+        judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
+        self.planner = JudgePlanner(
+            endpoint_for(self.settings), self.settings.judge_mode, self.settings.concurrency, self._write_verdicts
+        )
+        self.config.stash[PLANNER_KEY] = self.planner
+        if judged and not is_worker(self.config):
+            self._plan(judged)
+
+    def _plan(self, items: list[EvalItem]) -> None:
+        assert self.planner is not None
+        for item in items:
+            try:
+                self.planner.submit(item.grade_request())
+            except AgentloopError:
+                continue  # the item's own setup reports it
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.settings.judge_mode is not JudgeMode.REPLAY:
+            reporter.write_line(
+                f"agentloop: resolving {len(items)} rubric verdicts ({self.settings.judge_mode.value} mode, "
+                f"judge {self.settings.judge_model}, concurrency {self.settings.concurrency})"
+            )
+
+    def _write_verdicts(self, store_path: Path, verdicts: list[Verdict]) -> None:
+        VerdictStore(store_path).append(verdicts)
+        self.stores.add(store_path)
+
+    # -- outcomes ------------------------------------------------------------------------
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -51,21 +123,91 @@ class AgentloopSession:
         props = dict(report.user_properties)
         if "eval_id" not in props:
             return
+        if props.get("judge_flaky") == "true":
+            self.flaky[report.nodeid] = str(props.get("judge_votes"))
         if report.when == "call" or report.outcome != "passed":
             outcome: str = "error" if report.failed and report.when != "call" else report.outcome
-            if outcome == "skipped" and RUBRIC_PENDING in str(report.longrepr):
-                self.pending_rubric += 1
-                outcome = "pending"
+            if outcome == "skipped" and JUDGE_OFF in str(report.longrepr):
+                outcome = "judge off"
             self.outcomes.setdefault(report.nodeid, outcome)
+        if report.when == "teardown" and "verdict_source" in props:
+            self.judge_counts[str(props["verdict_source"]).split(":")[0]] += 1
+
+    # -- the end ---------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Stop the judge; workers hand their notes to the controller, which tidies the stores."""
+        if self.planner is not None:
+            self.judge_seconds = time.monotonic() - self.planner.stats.started
+            self.planner.close()
+        if is_worker(self.config):
+            self.config.workeroutput[WORKER_KEY] = {  # type: ignore[attr-defined]
+                "wanted": [[f, i, s] for (f, i), s in self.wanted.items()],
+                "stores": sorted(str(p) for p in self.stores),
+            }
+            return
+        for path in sorted(self.stores):
+            VerdictStore(path).rewrite()
+
+    def merge_worker(self, data: dict[str, Any]) -> None:
+        """Take a worker's notes (called from the xdist hook on the controller)."""
+        for eval_file, eval_id, subject in data.get("wanted", []):
+            self.wanted[(eval_file, eval_id)] = subject
+        self.stores.update(Path(p) for p in data.get("stores", []))
+
+    def unused_verdicts(self) -> tuple[int, list[int]]:
+        """Stored verdicts for collected eval files that no current eval output uses, and torn lines."""
+        files = {f for f, _ in self.wanted}
+        unused, torn = 0, []
+        for path in sorted(self.stores):
+            store = VerdictStore(path)
+            for verdict in store.read():
+                if (
+                    verdict.eval_file in files
+                    and self.wanted.get((verdict.eval_file, verdict.eval_id)) != verdict.subject
+                ):
+                    unused += 1
+            torn.extend(store.skipped_lines)
+        return unused, torn
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """One short section: evals by outcome."""
-        if not self.outcomes:
+        """Evals by outcome, where verdicts came from, flaky evals, unused verdicts."""
+        if is_worker(self.config) or not self.outcomes:
             return
-        counts = Counter(self.outcomes.values())
-        parts = [f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped") if counts[k]]
-        if counts["pending"]:
-            parts.append(f"{counts['pending']} with literal checks passed and rubric pending")
+        write = terminalreporter.write_line
         terminalreporter.section("agentloop")
-        terminalreporter.line(f"{len(self.outcomes)} evals: " + ", ".join(parts))
+        counts = Counter(self.outcomes.values())
+        order = ("passed", "failed", "error", "skipped", "judge off")
+        write(f"{len(self.outcomes)} evals: " + ", ".join(f"{counts[k]} {k}" for k in order if counts[k]))
+        if self.judge_counts:
+            sources = ", ".join(f"{n} {k}" for k, n in sorted(self.judge_counts.items()))
+            write(f"rubric verdicts ({self.settings.judge_mode.value} mode): {sources}")
+        for nodeid, votes in sorted(self.flaky.items()):
+            write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
+        unused, torn = self.unused_verdicts()
+        if unused:
+            write(
+                f"{unused} stored verdicts are not used by any collected eval; "
+                "remove them with `agentloop verdicts prune`"
+            )
+        if torn:
+            write(
+                f"skipped {len(torn)} unreadable verdict lines (a killed run?); they are dropped on the next rewrite",
+                yellow=True,
+            )
+
+
+class XdistHooks:
+    """Controller-side merge of workers' notes; registered only when xdist is present."""
+
+    def __init__(self, session: AgentloopSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Merge what a finished worker put in its workeroutput."""
+        data = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+        if data:
+            self.session.merge_worker(data)

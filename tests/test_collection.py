@@ -87,9 +87,7 @@ def test_trace_can_be_given_by_trace_id(pytester: pytest.Pytester, eval_file) ->
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-def test_judge_evals_run_literals_and_skip_rubric(pytester: pytest.Pytester, eval_file) -> None:
-    eval_file(
-        """
+JUDGED = """
         evals:
           - id: hybrid
             title: Hybrid
@@ -108,8 +106,20 @@ def test_judge_evals_run_literals_and_skip_rubric(pytester: pytest.Pytester, eva
             trace: trace-01
             scoring: llm_judge
             rubric: PASS if the runway is named.
-        """
-    )
-    result = pytester.runpytest("-rs")
+"""
+
+
+def test_judge_off_runs_literals_and_skips_rubric(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(JUDGED)
+    result = pytester.runpytest("-rs", "--agentloop-judge=off")
     result.assert_outcomes(failed=1, skipped=2)
-    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] suite.eval.yaml:2: rubric not yet evaluated*"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] suite.eval.yaml:2: rubric not evaluated: the judge is off*"])
+
+
+def test_replay_without_verdicts_is_an_error_not_a_pass(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(JUDGED)
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        ["*eval judged: no stored verdict for its rubric on the current output*agentloop label*"]
+    )

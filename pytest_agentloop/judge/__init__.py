@@ -1,0 +1,1 @@
+"""The LLM-rubric judge: prompt and parsing, the API client, recorded verdicts, and planning."""

@@ -1,0 +1,140 @@
+"""Calling an OpenAI-compatible judge through the ``openai`` client.
+
+Retries of rate limits, 5xx, timeouts and dropped connections are the client's
+own (exponential backoff, ``retry-after`` honoured); what still fails becomes a
+:class:`JudgeError` naming the endpoint and the status. No temperature is sent:
+several model families reject any value but their default.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+import pydantic
+
+from pytest_agentloop.config import JudgeApi
+from pytest_agentloop.judge.rubric import VERDICT_SCHEMA, ParsedVerdict, Prompt, parse_verdict
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class JudgeError(Exception):
+    """The judge could not be asked, or did not answer usably."""
+
+
+@dataclass(frozen=True)
+class JudgeEndpoint:
+    """Where and how to reach the judge; the key is never shown."""
+
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    api: JudgeApi = JudgeApi.RESPONSES
+    timeout: float = 60.0
+    max_retries: int = 4
+
+    @property
+    def url(self) -> str:
+        """The base URL requests go to."""
+        return self.base_url or DEFAULT_BASE_URL
+
+    @property
+    def configured(self) -> bool:
+        """Whether there are credentials to call it with."""
+        return bool(self.api_key)
+
+
+@dataclass(frozen=True)
+class Graded:
+    """A parsed verdict and the token counts the endpoint reported."""
+
+    verdict: ParsedVerdict
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class OpenAIJudge:
+    """Grades prompts through one endpoint; create and use it on one event loop."""
+
+    def __init__(self, endpoint: JudgeEndpoint) -> None:
+        self.endpoint = endpoint
+        self._client = openai.AsyncOpenAI(
+            api_key=endpoint.api_key or "missing",
+            base_url=endpoint.url,
+            timeout=endpoint.timeout,
+            max_retries=endpoint.max_retries,
+        )
+        self._structured = True
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self._client.close()
+
+    async def grade(self, prompt: Prompt) -> Graded:
+        """One verdict for ``prompt``; raises JudgeError (or JudgeAnswerError) on failure."""
+        try:
+            text, usage = await self._ask(prompt)
+        except openai.BadRequestError as exc:
+            if not self._structured:
+                raise self._status_error(exc) from None
+            self._structured = False  # the endpoint may not know JSON schemas: ask in words
+            return await self.grade(prompt)
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APITimeoutError:
+            raise JudgeError(
+                f"judge endpoint {self.endpoint.url} timed out after {self.endpoint.timeout:g}s "
+                f"({self.endpoint.max_retries} retries); raise agentloop_judge_timeout or try later"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise JudgeError(f"could not reach judge endpoint {self.endpoint.url}: {exc.__cause__ or exc}") from None
+        except (json.JSONDecodeError, pydantic.ValidationError, openai.APIResponseValidationError) as exc:
+            raise JudgeError(f"judge endpoint {self.endpoint.url} sent a malformed response: {exc}") from None
+        return Graded(parse_verdict(text), *usage)
+
+    def _status_error(self, exc: openai.APIStatusError) -> JudgeError:
+        detail = exc.message if len(exc.message) < 300 else exc.message[:300] + "…"
+        return JudgeError(
+            f"judge endpoint {self.endpoint.url} answered HTTP {exc.status_code} "
+            f"(model {self.endpoint.model}): {detail}"
+        )
+
+    async def _ask(self, prompt: Prompt) -> tuple[str, tuple[int | None, int | None]]:
+        if self.endpoint.api is JudgeApi.CHAT:
+            return await self._ask_chat(prompt)
+        return await self._ask_responses(prompt)
+
+    async def _ask_responses(self, prompt: Prompt) -> tuple[str, tuple[int | None, int | None]]:
+        extra: dict[str, Any] = {}
+        if self._structured:
+            extra["text"] = {
+                "format": {"type": "json_schema", "name": "verdict", "schema": VERDICT_SCHEMA, "strict": True}
+            }
+        response = await self._client.responses.create(
+            model=self.endpoint.model,
+            input=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+            **extra,
+        )
+        usage = response.usage
+        return response.output_text, (usage.input_tokens, usage.output_tokens) if usage else (None, None)
+
+    async def _ask_chat(self, prompt: Prompt) -> tuple[str, tuple[int | None, int | None]]:
+        extra: dict[str, Any] = {}
+        if self._structured:
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "verdict", "schema": VERDICT_SCHEMA, "strict": True},
+            }
+        response = await self._client.chat.completions.create(
+            model=self.endpoint.model,
+            messages=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+            **extra,
+        )
+        if not response.choices:
+            raise JudgeError(f"judge endpoint {self.endpoint.url} returned no choices")
+        usage = response.usage
+        tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
+        return response.choices[0].message.content or "", tokens

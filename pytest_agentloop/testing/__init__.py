@@ -1,0 +1,1 @@
+"""Test doubles shipped with the plugin (a fake OpenAI-compatible server)."""

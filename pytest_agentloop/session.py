@@ -57,6 +57,7 @@ class AgentloopSession:
         self.judge_counts: Counter[str] = Counter()
         self.planner: JudgePlanner | None = None
         self.judge_seconds = 0.0
+        self.unused, self.torn = 0, 0
 
     # -- collection --------------------------------------------------------------------
 
@@ -147,6 +148,7 @@ class AgentloopSession:
                 "stores": sorted(str(p) for p in self.stores),
             }
             return
+        self.unused, self.torn = self.unused_verdicts()
         for path in sorted(self.stores):
             VerdictStore(path).rewrite()
 
@@ -156,10 +158,10 @@ class AgentloopSession:
             self.wanted[(eval_file, eval_id)] = subject
         self.stores.update(Path(p) for p in data.get("stores", []))
 
-    def unused_verdicts(self) -> tuple[int, list[int]]:
-        """Stored verdicts for collected eval files that no current eval output uses, and torn lines."""
+    def unused_verdicts(self) -> tuple[int, int]:
+        """Stored verdicts for collected eval files that no current eval output uses, and unreadable lines."""
         files = {f for f, _ in self.wanted}
-        unused, torn = 0, []
+        unused, torn = 0, 0
         for path in sorted(self.stores):
             store = VerdictStore(path)
             for verdict in store.read():
@@ -168,7 +170,7 @@ class AgentloopSession:
                     and self.wanted.get((verdict.eval_file, verdict.eval_id)) != verdict.subject
                 ):
                     unused += 1
-            torn.extend(store.skipped_lines)
+            torn += len(store.skipped_lines)
         return unused, torn
 
     @pytest.hookimpl
@@ -186,15 +188,14 @@ class AgentloopSession:
             write(f"rubric verdicts ({self.settings.judge_mode.value} mode): {sources}")
         for nodeid, votes in sorted(self.flaky.items()):
             write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
-        unused, torn = self.unused_verdicts()
-        if unused:
+        if self.unused:
             write(
-                f"{unused} stored verdicts are not used by any collected eval; "
+                f"{self.unused} stored verdicts are not used by any collected eval; "
                 "remove them with `agentloop verdicts prune`"
             )
-        if torn:
+        if self.torn:
             write(
-                f"skipped {len(torn)} unreadable verdict lines (a killed run?); they are dropped on the next rewrite",
+                f"skipped {self.torn} unreadable verdict lines (a killed run?); the rewrite at the end dropped them",
                 yellow=True,
             )
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "evals"
@@ -94,3 +97,27 @@ def example_copy(pytester: pytest.Pytester) -> Path:
     target = pytester.path / "evals"
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A real HTTP server on 127.0.0.1 speaking the OpenAI API, scripted per test."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+SECRET_KEY = "sk-test-agentloop-SECRET-0123456789abcdef"
+
+
+@pytest.fixture
+def judge_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI) -> list[str]:
+    """A judge key in the environment and options pointing the judge at the fake server."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("AGENTLOOP_JUDGE_MODEL", raising=False)
+    return [f"--agentloop-judge-base-url={fake_openai.base_url}", "--agentloop-judge-model=judge-1"]
+
+
+def verdict_reply(passed: bool = True, score: float = 1.0, reason: str = "fine", **kwargs: Any) -> Reply:
+    """A judge answer as the fake server sends it."""
+    return Reply(text=json.dumps({"pass": passed, "score": score, "reason": reason}), **kwargs)

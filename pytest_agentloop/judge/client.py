@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpcore
+import httpx
 import openai
 import pydantic
 
@@ -19,6 +21,7 @@ from pytest_agentloop.config import JudgeApi
 from pytest_agentloop.judge.rubric import VERDICT_SCHEMA, ParsedVerdict, Prompt, parse_verdict
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+TIMEOUTS = (httpx.TimeoutException, httpcore.TimeoutException, TimeoutError)
 
 
 class JudgeError(Exception):
@@ -84,16 +87,22 @@ class OpenAIJudge:
             return await self.grade(prompt)
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
-        except openai.APITimeoutError:
-            raise JudgeError(
-                f"judge endpoint {self.endpoint.url} timed out after {self.endpoint.timeout:g}s "
-                f"({self.endpoint.max_retries} retries); raise agentloop_judge_timeout or try later"
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise JudgeError(f"could not reach judge endpoint {self.endpoint.url}: {exc.__cause__ or exc}") from None
+        except openai.APIConnectionError as exc:  # APITimeoutError included
+            raise self._connection_error(exc) from None
         except (json.JSONDecodeError, pydantic.ValidationError, openai.APIResponseValidationError) as exc:
             raise JudgeError(f"judge endpoint {self.endpoint.url} sent a malformed response: {exc}") from None
         return Graded(parse_verdict(text), *usage)
+
+    def _connection_error(self, exc: openai.APIConnectionError) -> JudgeError:
+        cause = exc.__cause__ or exc
+        if isinstance(exc, openai.APITimeoutError) or isinstance(
+            cause, httpx.TimeoutException | httpcore.TimeoutException | TimeoutError
+        ):
+            return JudgeError(
+                f"judge endpoint {self.endpoint.url} timed out after {self.endpoint.timeout:g}s "
+                f"({self.endpoint.max_retries} retries); raise agentloop_judge_timeout or try later"
+            )
+        return JudgeError(f"could not reach judge endpoint {self.endpoint.url}: {type(cause).__name__}: {cause}")
 
     def _status_error(self, exc: openai.APIStatusError) -> JudgeError:
         detail = exc.message if len(exc.message) < 300 else exc.message[:300] + "…"

@@ -102,6 +102,8 @@ class _State:
     responder: Responder | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=itertools.count)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 class FakeOpenAI:
@@ -125,6 +127,11 @@ class FakeOpenAI:
         """Requests received so far, in arrival order."""
         with self.state.lock:
             return list(self.state.requests)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests that were being answered at the same moment."""
+        return self.state.max_in_flight
 
     def push(self, *replies: Reply) -> None:
         """Queue replies, used before the responder."""
@@ -184,6 +191,19 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw or b"{}")
         request = Request(self.path, body, {k.lower(): v for k, v in self.headers.items()})
         reply = self._next_reply(request)
+        self._enter()
+        try:
+            self._answer(request, reply)
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
+
+    def _enter(self) -> None:
+        with self.state.lock:
+            self.state.in_flight += 1
+            self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
+
+    def _answer(self, request: Request, reply: Reply) -> None:
         if reply.delay:
             time.sleep(reply.delay)
         if reply.fault is not None and self._fault(reply):

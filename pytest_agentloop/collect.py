@@ -167,7 +167,7 @@ class EvalItem(pytest.Item):
     def _resolve_rubric(self) -> None:
         problem = None
         try:
-            self.rubric = self.config.stash[PLANNER_KEY].outcome(self.grade_request())
+            self.rubric = self.config.stash[PLANNER_KEY].outcome(self.grade_request(), self._progress)
         except MissingVerdict as exc:
             problem = str(exc)
         except (JudgeError, JudgeAnswerError) as exc:
@@ -184,6 +184,12 @@ class EvalItem(pytest.Item):
                 ("judge_flaky", str(outcome.flaky).lower()),
             ]
         )
+
+    def _progress(self, resolved: int, total: int) -> None:
+        """A progress line while this item waits for judge calls in flight."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"agentloop: waiting for the judge: {resolved}/{total} rubric verdicts resolved")
 
     def runtest(self) -> None:
         """Literal assertions first, then the rubric verdict, as the eval's scoring says."""

@@ -16,7 +16,7 @@ import pytest
 from pytest_agentloop.collect import JUDGE_OFF, EvalItem
 from pytest_agentloop.config import JudgeMode, Settings, settings_of
 from pytest_agentloop.errors import AgentloopError
-from pytest_agentloop.judge.client import JudgeEndpoint
+from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
 from pytest_agentloop.judge.verdicts import Verdict, VerdictStore, subject_key
 
@@ -186,6 +186,12 @@ class AgentloopSession:
         if self.judge_counts:
             sources = ", ".join(f"{n} {k}" for k, n in sorted(self.judge_counts.items()))
             write(f"rubric verdicts ({self.settings.judge_mode.value} mode): {sources}")
+        stats = self.planner.stats if self.planner is not None else None
+        if stats is not None and stats.calls:
+            write(
+                f"judge calls: {stats.calls} in {stats.calling_seconds:.2f}s "
+                f"(concurrency {self.settings.concurrency}, {stats.errors} failed)"
+            )
         for nodeid, votes in sorted(self.flaky.items()):
             write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
         if self.unused:

@@ -8,8 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# The openai client imports each API's module lazily; load them before pytester snapshots sys.modules.
+import openai.resources.chat
+import openai.resources.responses  # noqa: F401
 import pytest
 
+import pytest_agentloop.judge.client  # noqa: F401 - imported once here: pytester drops modules its runs import
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
 REPO = Path(__file__).resolve().parent.parent

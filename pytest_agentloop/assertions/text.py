@@ -6,8 +6,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 
-import jsonschema
-
 from pytest_agentloop.assertions.excerpts import around, closest_miss, head
 from pytest_agentloop.assertions.registry import AssertionType, CheckInput, Outcome, register
 
@@ -50,6 +48,8 @@ def _validate_regex(value: object) -> None:
 def _validate_schema(value: object) -> None:
     if value is None:
         return
+    import jsonschema
+
     if not isinstance(value, dict):
         raise ValueError("expected a JSON Schema object (or no value)")
     try:
@@ -162,6 +162,8 @@ def _regex(value: object, given: CheckInput) -> Outcome:
 def _schema_errors(schema: object, document: object) -> str | None:
     if schema is None:
         return None
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)  # type: ignore[arg-type]
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is None:

@@ -9,7 +9,7 @@ several model families reject any value but their default.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -18,36 +18,10 @@ import openai
 import pydantic
 
 from pytest_agentloop.config import JudgeApi
+from pytest_agentloop.judge.endpoint import JudgeEndpoint, JudgeError
 from pytest_agentloop.judge.rubric import VERDICT_SCHEMA, ParsedVerdict, Prompt, parse_verdict
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TIMEOUTS = (httpx.TimeoutException, httpcore.TimeoutException, TimeoutError)
-
-
-class JudgeError(Exception):
-    """The judge could not be asked, or did not answer usably."""
-
-
-@dataclass(frozen=True)
-class JudgeEndpoint:
-    """Where and how to reach the judge; the key is never shown."""
-
-    model: str
-    api_key: str | None = field(default=None, repr=False)
-    base_url: str | None = None
-    api: JudgeApi = JudgeApi.RESPONSES
-    timeout: float = 60.0
-    max_retries: int = 4
-
-    @property
-    def url(self) -> str:
-        """The base URL requests go to."""
-        return self.base_url or DEFAULT_BASE_URL
-
-    @property
-    def configured(self) -> bool:
-        """Whether there are credentials to call it with."""
-        return bool(self.api_key)
 
 
 @dataclass(frozen=True)
@@ -71,6 +45,8 @@ class OpenAIJudge:
             max_retries=endpoint.max_retries,
         )
         self._structured = True
+        # The client imports each API's module on first use (~0.6 s); do it now, before any call is timed.
+        _ = self._client.chat if endpoint.api is JudgeApi.CHAT else self._client.responses
 
     async def close(self) -> None:
         """Release connections."""

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pytest_agentloop.config import JudgeMode
-from pytest_agentloop.judge.client import JudgeEndpoint, JudgeError, OpenAIJudge
+from pytest_agentloop.judge.endpoint import JudgeEndpoint, JudgeError
 from pytest_agentloop.judge.rubric import PROMPT_VERSION, JudgeAnswerError, build_prompt
 from pytest_agentloop.judge.verdicts import (
     Lookup,
@@ -34,8 +34,13 @@ from pytest_agentloop.judge.verdicts import (
     verdict_key,
 )
 
+if TYPE_CHECKING:
+    from pytest_agentloop.judge.client import OpenAIJudge
+
 T = TypeVar("T")
 NewVerdicts = Callable[[Path, list[Verdict]], None]
+Progress = Callable[[int, int], None]
+PROGRESS_EVERY = 2.0
 
 
 class MissingVerdict(Exception):
@@ -97,6 +102,15 @@ class PlannerStats:
     calls: int = 0
     errors: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_call: float | None = None
+    last_answer: float | None = None
+
+    @property
+    def calling_seconds(self) -> float:
+        """From the first judge call leaving to the last answer arriving."""
+        if self.first_call is None or self.last_answer is None:
+            return 0.0
+        return self.last_answer - self.first_call
 
 
 PLANNER_KEY = pytest.StashKey["JudgePlanner"]()
@@ -115,6 +129,7 @@ class JudgePlanner:
         self._thread: threading.Thread | None = None
         self._judge: OpenAIJudge | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentloop-verdicts")
 
     # -- the loop thread ---------------------------------------------------------
 
@@ -129,6 +144,7 @@ class JudgePlanner:
         """Close the judge client and stop the loop thread."""
         if self._loop is None:
             return
+        self._writer.shutdown(wait=True)
         if self._judge is not None:
             self._run(self._judge.close()).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -144,10 +160,19 @@ class JudgePlanner:
         if request.nodeid not in self._futures:
             self._futures[request.nodeid] = self._run(self._resolve(request))
 
-    def outcome(self, request: GradeRequest) -> RubricOutcome:
-        """Wait for this eval's outcome; raises JudgeError, JudgeAnswerError or MissingVerdict."""
+    def outcome(self, request: GradeRequest, progress: Progress | None = None) -> RubricOutcome:
+        """Wait for this eval's outcome; raises JudgeError, JudgeAnswerError or MissingVerdict.
+
+        While waiting, ``progress(resolved, total)`` is called every few seconds.
+        """
         self.submit(request)
-        return self._futures[request.nodeid].result()
+        future = self._futures[request.nodeid]
+        while progress is not None:
+            try:
+                return future.result(timeout=PROGRESS_EVERY)
+            except concurrent.futures.TimeoutError:
+                progress(len(self._futures) - self.in_flight, len(self._futures))
+        return future.result()
 
     @property
     def in_flight(self) -> int:
@@ -163,11 +188,13 @@ class JudgePlanner:
         model_key = verdict_key(request.rubric, request.output, self.endpoint.model, PROMPT_VERSION)
         return find(grouped, human_key(request.rubric, request.output), model_key)
 
-    def _remember(self, request: GradeRequest, verdicts: list[Verdict]) -> None:
+    async def _remember(self, request: GradeRequest, verdicts: list[Verdict]) -> None:
         grouped = self._indexes.setdefault(request.store_path, {})
         for verdict in verdicts:
             grouped.setdefault(verdict.key, []).append(verdict)
-        self.on_new(request.store_path, verdicts)
+        # Durable writes (flock + fsync) happen on one writer thread, so the loop keeps other calls moving.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.on_new, request.store_path, verdicts)
 
     async def _resolve(self, request: GradeRequest) -> RubricOutcome:
         found = self._lookup(request)
@@ -194,7 +221,7 @@ class JudgePlanner:
         results = await asyncio.gather(*(self._grade(request, i) for i in samples), return_exceptions=True)
         good = [r for r in results if isinstance(r, Verdict)]
         if good:
-            self._remember(request, good)
+            await self._remember(request, good)
         for result in results:
             if isinstance(result, BaseException):
                 self.stats.errors += 1
@@ -203,13 +230,19 @@ class JudgePlanner:
 
     async def _grade(self, request: GradeRequest, sample: int) -> Verdict:
         if self._judge is None:
+            from pytest_agentloop.judge.client import OpenAIJudge
+
             self._judge = OpenAIJudge(self.endpoint)
             self._semaphore = asyncio.Semaphore(self._concurrency)
         assert self._semaphore is not None
         prompt = build_prompt(request.rubric, request.output, request.expected)
         async with self._semaphore:
             self.stats.calls += 1
-            graded = await self._judge.grade(prompt)
+            self.stats.first_call = self.stats.first_call or time.monotonic()
+            try:
+                graded = await self._judge.grade(prompt)
+            finally:
+                self.stats.last_answer = time.monotonic()
         return Verdict(
             key=verdict_key(request.rubric, request.output, self.endpoint.model, PROMPT_VERSION),
             subject=subject_key(request.rubric, request.output),

@@ -1,0 +1,111 @@
+"""Judge throughput: 200 judged evals against the fake OpenAI server with 100 ms per call.
+
+    uv run python bench/judge.py [--evals 200] [--latency 0.1] [--concurrency 8]
+
+Prints, from one run: the cold wall time (record mode, every rubric graded),
+the ideal time (calls x latency / concurrency) and their ratio (target under
+1.25); then the warm replay time of the same suite next to plain pytest running
+the same number of trivial tests, their ratio (target under 1.5), and the HTTP
+requests the replay made (target 0). Each pytest run is a fresh subprocess; the
+median of --repeats runs is reported for the warm figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
+
+VERDICT = '{"pass": true, "score": 0.9, "reason": "meets the rubric"}'
+
+
+def make_suite(root: Path, evals: int) -> None:
+    """Eval files with ``evals`` judged evals, a one-run trace store, and trivial tests beside."""
+    run = root / "suite" / "traces" / "runs" / "trace-01"
+    run.mkdir(parents=True)
+    (run / "record.json").write_text(
+        '{"trace_id": "' + "ab" * 16 + '", "label": "trace-01", "question": "q", "harness_version": "v1", '
+        '"model": null, "created": "2026-01-01T00:00:00Z"}'
+    )
+    (run / "answer.md").write_text("The runway is 11 months.")
+    body = "".join(
+        f"  - {{id: e{n:04d}, title: E{n}, trace: trace-01, scoring: llm_judge, rubric: 'PASS if fact {n} holds.'}}\n"
+        for n in range(evals)
+    )
+    (root / "suite" / "judged.eval.yaml").write_text("evals:\n" + body)
+    (root / "plain").mkdir()
+    (root / "plain" / "test_plain.py").write_text(
+        f"import pytest\n\n@pytest.mark.parametrize('n', range({evals}))\ndef test_trivial(n):\n    assert n >= 0\n"
+    )
+    (root / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
+
+def run_pytest(root: Path, target: str, *args: str, allowed: tuple[int, ...] = (0,)) -> float:
+    """Seconds one ``pytest`` subprocess takes; fails loudly if the run does not pass."""
+    return run_pytest_output(root, target, *args, allowed=allowed)[0]
+
+
+def run_pytest_output(root: Path, target: str, *args: str, allowed: tuple[int, ...] = (0,)) -> tuple[float, str]:
+    """Seconds and standard output of one ``pytest`` subprocess."""
+    env = {**os.environ, "OPENAI_API_KEY": "bench-key"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target, *args]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in allowed:
+        raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evals", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(lambda r: Reply(text=VERDICT, delay=args.latency)) as fake:
+        root = Path(tmp)
+        make_suite(root, args.evals)
+        judge = [
+            f"--agentloop-judge-base-url={fake.base_url}",
+            "--agentloop-judge-model=bench-judge",
+            f"--agentloop-concurrency={args.concurrency}",
+        ]
+        cold, output = run_pytest_output(root, "suite", *judge, "--agentloop-judge=record")
+        calling = float(re.search(r"judge calls: \d+ in ([\d.]+)s", output).group(1))  # type: ignore[union-attr]
+        calls = len(fake.requests)
+        startup = statistics.median(
+            run_pytest(root, "plain", "-k", "nothing", allowed=(5,)) for _ in range(args.repeats)
+        )
+        warm = statistics.median(
+            run_pytest(root, "suite", *judge, "--agentloop-judge=replay") for _ in range(args.repeats)
+        )
+        replay_requests = len(fake.requests) - calls
+        plain = statistics.median(run_pytest(root, "plain") for _ in range(args.repeats))
+    ideal = calls * args.latency / args.concurrency
+    print(
+        f"judged evals: {args.evals}; judge calls made: {calls}; latency {args.latency * 1000:.0f} ms; "
+        f"concurrency {args.concurrency}"
+    )
+    print(f"cold (record) wall time:      {cold:.2f}s  (pytest start-up alone: {startup:.2f}s)")
+    print(f"ideal (calls x latency / c):  {ideal:.2f}s")
+    print(f"cold / ideal:                 {cold / ideal:.2f}  (target <= 1.25)")
+    print(f"cold minus start-up / ideal:  {(cold - startup) / ideal:.2f}")
+    print(f"judging phase (first call to last answer): {calling:.2f}s; / ideal: {calling / ideal:.2f}")
+    print(f"warm replay (median of {args.repeats}):  {warm:.2f}s; HTTP requests during replay: {replay_requests}")
+    print(f"plain pytest, {args.evals} trivial tests: {plain:.2f}s")
+    print(f"warm / plain:                 {warm / plain:.2f}  (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ import enum
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ DEFAULT_MAX_EVAL_FILE_MB = 10.0
 DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_VERDICTS_FILE = "verdicts.jsonl"
+DEFAULT_ARTIFACTS_DIR = ".agentloop"
 
 
 class JudgeMode(enum.StrEnum):
@@ -52,6 +54,18 @@ class Settings:
     concurrency: int = 8
     repeat: int | None = None
     verdicts_filename: str = DEFAULT_VERDICTS_FILE
+    handoff: str | None = None
+    artifacts_dir: str = DEFAULT_ARTIFACTS_DIR
+    handoff_timeout: float = 900.0
+    halo_model: str | None = None
+    halo_subagent_model: str | None = None
+    halo_synthesis_model: str | None = None
+    halo_compaction_model: str | None = None
+    halo_depth: int = 1
+    halo_parallel: int = 2
+    halo_turns: int = 30
+    harness: str | None = None
+    feedback: tuple[str, ...] = ()
 
     def judge_key(self) -> str | None:
         """The judge's API key, read from the environment when needed, never stored."""
@@ -141,7 +155,32 @@ def build_settings(config: pytest.Config) -> Settings:
         concurrency=positive_int(str(_setting(config, "agentloop_concurrency", 8))),
         repeat=None if repeat is None else positive_int(str(repeat)),
         verdicts_filename=str(_setting(config, "agentloop_verdicts", DEFAULT_VERDICTS_FILE)),
+        **_handoff_settings(config),
     )
+
+
+def _optional(config: pytest.Config, name: str) -> str | None:
+    value = _setting(config, name)
+    return None if value is None else str(value)
+
+
+def _handoff_settings(config: pytest.Config) -> dict[str, Any]:
+    """The handoff's part of the settings."""
+    handoff = config.getoption("agentloop_handoff", None)
+    return {
+        "handoff": None if handoff is None else str(handoff),
+        "artifacts_dir": str(_setting(config, "agentloop_artifacts_dir", DEFAULT_ARTIFACTS_DIR)),
+        "handoff_timeout": positive_float(str(_setting(config, "agentloop_handoff_timeout", 900))),
+        "halo_model": _optional(config, "agentloop_halo_model"),
+        "halo_subagent_model": _optional(config, "agentloop_halo_subagent_model"),
+        "halo_synthesis_model": _optional(config, "agentloop_halo_synthesis_model"),
+        "halo_compaction_model": _optional(config, "agentloop_halo_compaction_model"),
+        "halo_depth": non_negative_int(str(_setting(config, "agentloop_halo_depth", 1))),
+        "halo_parallel": positive_int(str(_setting(config, "agentloop_halo_parallel", 2))),
+        "halo_turns": positive_int(str(_setting(config, "agentloop_halo_turns", 30))),
+        "harness": _optional(config, "agentloop_harness"),
+        "feedback": tuple(config.getini("agentloop_feedback") or ()),
+    }
 
 
 def settings_of(config: pytest.Config) -> Settings:

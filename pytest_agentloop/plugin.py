@@ -15,6 +15,7 @@ import pytest
 
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
+    DEFAULT_ARTIFACTS_DIR,
     DEFAULT_EVAL_PATTERNS,
     DEFAULT_JUDGE_MODEL,
     DEFAULT_KEY_ENV,
@@ -49,6 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"name of the trace store folder looked up beside eval files (default: {DEFAULT_TRACES_DIRNAME})",
     )
     _judge_options(group, parser)
+    _handoff_options(group, parser)
     parser.addini(
         "agentloop_eval_files",
         type="args",
@@ -101,6 +103,46 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         dest = "agentloop_" + name.replace("-", "_")
         group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
         parser.addini(dest, default="", help=text)
+
+
+def _handoff_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    """The handoff: HALO's models and limits, where files go."""
+    group.addoption(
+        "--agentloop-handoff",
+        dest="agentloop_handoff",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="after the run, send results, feedback and traces to HALO and write a handoff "
+        "(default PATH: <agentloop_artifacts_dir>/handoff.md)",
+    )
+    rows: list[tuple[str, str, Callable[[str], object] | None, str]] = [
+        ("handoff-timeout", "SECONDS", positive_float, "time budget of the HALO run (default: 900)"),
+        ("halo-model", "MODEL", None, "HALO root agent model (default: the judge model)"),
+        ("halo-subagent-model", "MODEL", None, "HALO subagent model (default: the HALO model)"),
+        ("halo-synthesis-model", "MODEL", None, "HALO synthesis model (default: the HALO model)"),
+        ("halo-compaction-model", "MODEL", None, "HALO compaction model (default: the HALO model)"),
+        ("halo-depth", "N", non_negative_int, "HALO subagent depth (default: 1)"),
+        ("halo-parallel", "N", positive_int, "HALO parallel subagents (default: 2)"),
+        ("halo-turns", "N", positive_int, "HALO turns per agent (default: 30)"),
+    ]
+    for name, metavar, kind, text in rows:
+        dest = "agentloop_" + name.replace("-", "_")
+        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
+        parser.addini(dest, default="", help=text)
+    parser.addini(
+        "agentloop_artifacts_dir",
+        default=DEFAULT_ARTIFACTS_DIR,
+        help="folder for handoffs and saved runs, relative to the rootdir (default: .agentloop)",
+    )
+    parser.addini("agentloop_harness", default="", help="the harness config YAML the handoff describes")
+    parser.addini(
+        "agentloop_feedback",
+        type="paths",
+        default=[],
+        help="JSONL files of human feedback and model insights for the handoff",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,9 +16,12 @@ import pytest
 from pytest_agentloop.collect import JUDGE_OFF, EvalItem
 from pytest_agentloop.config import JudgeMode, Settings, settings_of
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.handoff.produce import HandoffOutcome
+from pytest_agentloop.handoff.writer import write_handoff
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
 from pytest_agentloop.judge.verdicts import Verdict, VerdictStore, subject_key
+from pytest_agentloop.results import EvalResult, Outcome
 
 WORKER_KEY = "agentloop"
 
@@ -58,6 +61,9 @@ class AgentloopSession:
         self.planner: JudgePlanner | None = None
         self.judge_seconds = 0.0
         self.unused, self.torn = 0, 0
+        self.results: dict[str, EvalResult] = {}
+        self.handoff: HandoffOutcome | None = None
+        self.handoff_error: str | None = None
 
     # -- collection --------------------------------------------------------------------
 
@@ -131,6 +137,8 @@ class AgentloopSession:
             if outcome == "skipped" and JUDGE_OFF in str(report.longrepr):
                 outcome = "judge off"
             self.outcomes.setdefault(report.nodeid, outcome)
+            if report.nodeid not in self.results:
+                self.results[report.nodeid] = result_from_report(report, props, outcome)
         if report.when == "teardown" and "verdict_source" in props:
             self.judge_counts[str(props["verdict_source"]).split(":")[0]] += 1
 
@@ -151,6 +159,21 @@ class AgentloopSession:
         self.unused, self.torn = self.unused_verdicts()
         for path in sorted(self.stores):
             VerdictStore(path).rewrite()
+        if self.settings.handoff is not None:
+            self._write_handoff()
+
+    def _write_handoff(self) -> None:
+        """Run HALO (or write the evidence-only handoff); never changes the session's outcome."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+
+        def say(line: str) -> None:
+            if reporter is not None:
+                reporter.write_line(line)
+
+        try:
+            self.handoff = write_handoff(self.config, self.settings, list(self.results.values()), say)
+        except Exception as exc:
+            self.handoff_error = f"{type(exc).__name__}: {exc}"
 
     def merge_worker(self, data: dict[str, Any]) -> None:
         """Take a worker's notes (called from the xdist hook on the controller)."""
@@ -194,6 +217,7 @@ class AgentloopSession:
             )
         for nodeid, votes in sorted(self.flaky.items()):
             write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
+        self._summarise_handoff(write)
         if self.unused:
             write(
                 f"{self.unused} stored verdicts are not used by any collected eval; "
@@ -204,6 +228,47 @@ class AgentloopSession:
                 f"skipped {self.torn} unreadable verdict lines (a killed run?); the rewrite at the end dropped them",
                 yellow=True,
             )
+
+    def _summarise_handoff(self, write: Any) -> None:
+        if self.handoff_error:
+            write(f"agentloop: no handoff written: {self.handoff_error}", red=True)
+        outcome = self.handoff
+        if outcome is None:
+            return
+        write(f"handoff ({outcome.diagnosis}): {outcome.handoff}")
+        write(f"optimization context: {outcome.context}")
+        if outcome.draft is not None:
+            write(
+                f"HALO's report was kept as a draft ({outcome.draft}); missing: {'; '.join(outcome.problems)}",
+                yellow=True,
+            )
+        for note in outcome.notes:
+            write(f"note: {note}")
+
+
+def result_from_report(report: pytest.TestReport, props: dict[str, Any], outcome: str) -> EvalResult:
+    """One gate row from an eval item's report and user properties."""
+    score = props.get("judge_score") or props.get("literal_score")
+    explanation = str(props.get("judge_reason") or "") if report.passed else _first_lines(report.longreprtext)
+    return EvalResult(
+        eval_id=str(props["eval_id"]),
+        nodeid=report.nodeid,
+        title=str(props.get("title", "")),
+        trace_id=str(props.get("trace_id", "")),
+        trace_label=str(props.get("trace_label", "")),
+        outcome=Outcome(outcome if outcome in {o.value for o in Outcome} else "skipped"),
+        score=None if score is None else float(score),
+        explanation=explanation,
+        tags=tuple(t for t in str(props.get("tags", "")).split(",") if t),
+        split=str(props.get("split", "optimization")),
+        must_pass=props.get("must_pass") == "true",
+        scoring=str(props.get("scoring", "deterministic")),
+    )
+
+
+def _first_lines(text: str, count: int = 6) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[:count])
 
 
 class XdistHooks:

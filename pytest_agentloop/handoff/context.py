@@ -1,0 +1,201 @@
+"""The optimization context: the agent's span lines plus one synthetic span per piece of evidence.
+
+Synthetic spans (``HARNESS_CONFIG``, ``HUMAN_FEEDBACK``, ``LLM_FEEDBACK``,
+``EVAL``, ``EVAL_RESULT``, ``GATE_SUMMARY``) hang under the root span of the
+trace they are about, or on one global trace. Each says where it came from in
+``optimizer.signal_source``. Ids and times derive from the inputs only, so the
+same inputs give the same file. Holdout evals appear only as counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pytest_agentloop.results import EvalResult, Outcome
+from pytest_agentloop.spec import EvalSpec, Split
+from pytest_agentloop.traces.spans import KIND_INTERNAL, Resource, span_line, stable_id
+from pytest_agentloop.traces.store import TraceRecord
+
+SCOPE = "pytest-agentloop.optimizer"
+SIGNATURE_CHARS = 160
+
+DATASET_CONTEXT = """\
+This JSONL holds an LLM agent's own traces plus synthetic evidence spans written by pytest-agentloop.
+Agent spans follow OpenInference (AGENT, LLM, TOOL). Synthetic spans have kind SPAN_KIND_INTERNAL and
+one of these names; the JSON payload is in attributes["input.value"], the origin in
+attributes["optimizer.signal_source"]:
+- HARNESS_CONFIG (global trace): the harness under test - version, system prompt, model settings, tool policy.
+- HUMAN_FEEDBACK (on its trace): a domain reviewer's judgment: required_observations and prohibited_claims.
+  Human judgments outrank model judgments.
+- LLM_FEEDBACK (on its trace): a model's observations over traces (weaker evidence).
+- EVAL (on its source trace): an eval definition: rubric, literal assertions, expected behaviour, tags.
+- EVAL_RESULT (on its source trace): one gate row; status STATUS_CODE_ERROR with a failure signature when it failed.
+- GATE_SUMMARY (global trace): totals; holdout evals are reported only as counts by tag and never individually.
+Trace ids of agent runs are 32 hex chars; the global evidence trace is named by GATE_SUMMARY's trace_id."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the loop learned in one session, as plain records."""
+
+    results: tuple[EvalResult, ...]
+    specs: dict[str, EvalSpec]
+    records: tuple[TraceRecord, ...]
+    agent_spans: tuple[dict[str, Any], ...] = ()
+    feedback: tuple[dict[str, Any], ...] = ()
+    harness: dict[str, Any] | None = None
+    project_id: str = "agentloop"
+    harness_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def visible_results(self) -> list[EvalResult]:
+        """Results a coding agent may see individually (the holdout set is excluded)."""
+        return [r for r in self.results if r.split != Split.HOLDOUT.value]
+
+
+def holdout_counts(results: Iterable[EvalResult]) -> dict[str, dict[str, int]]:
+    """Holdout outcomes by tag: ``{tag: {"passed": n, "failed": m, ...}}``."""
+    counts: dict[str, Counter[str]] = {}
+    for result in results:
+        if result.split != Split.HOLDOUT.value:
+            continue
+        for tag in result.tags or ("untagged",):
+            counts.setdefault(tag, Counter())[result.outcome.value] += 1
+    return {tag: dict(sorted(c.items())) for tag, c in sorted(counts.items())}
+
+
+def totals(results: Iterable[EvalResult]) -> dict[str, int]:
+    """Counts by outcome plus ``total``."""
+    counter = Counter(r.outcome.value for r in results)
+    return {"total": sum(counter.values()), **{o.value: counter[o.value] for o in Outcome}}
+
+
+def failure_signature(result: EvalResult) -> str:
+    """A short, stable description of why an eval did not pass (for HALO's error grouping)."""
+    first = (result.explanation or result.outcome.value).strip().splitlines()[0] if result.explanation else ""
+    text = f"{result.outcome.value}: {first}" if first else result.outcome.value
+    return text[:SIGNATURE_CHARS]
+
+
+class _Builder:
+    """Accumulates span lines with deterministic ids and times."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.evidence = evidence
+        self.lines: list[dict[str, Any]] = []
+        self.roots = {s["trace_id"]: s for s in evidence.agent_spans if not s.get("parent_span_id")}
+        self.resource = Resource(
+            "pytest-agentloop",
+            "optimizer",
+            "evaluation",
+            evidence.harness_version,
+            {"agentloop.provenance": "pytest-agentloop synthetic evidence"},
+        )
+        times = [_parse(r.created) for r in evidence.records]
+        self.base = max(times) if times else datetime(2000, 1, 1)
+        self.global_trace = stable_id("agentloop-global", evidence.project_id, length=32)
+        self.counter: Counter[str] = Counter()
+
+    def add(
+        self,
+        trace_id: str,
+        name: str,
+        source: str,
+        payload: Any,
+        error: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        index = self.counter[trace_id]
+        self.counter[trace_id] += 1
+        root = self.roots.get(trace_id)
+        start = (_parse(root["end_time"]) if root else self.base) + timedelta(milliseconds=index)
+        attributes = {
+            "optimizer.signal_source": source,
+            "optimizer.signal_kind": name,
+            "input.value": json.dumps(payload, sort_keys=True, ensure_ascii=False),
+            "input.mime_type": "application/json",
+            **(extra or {}),
+        }
+        self.lines.append(
+            span_line(
+                trace_id=trace_id,
+                span_id=stable_id(trace_id, name, index),
+                parent_span_id=root["span_id"] if root else "",
+                name=name,
+                kind=KIND_INTERNAL,
+                observation="SPAN",
+                start=start,
+                end=start + timedelta(microseconds=500),
+                resource=self.resource,
+                attributes=attributes,
+                project_id=self.evidence.project_id,
+                error=error,
+            )
+            | {"scope": {"name": SCOPE, "version": "1"}}
+        )
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00").replace("000Z", ""))
+
+
+def _spec_payload(spec: EvalSpec) -> dict[str, Any]:
+    return {
+        "eval_id": spec.id,
+        "title": spec.title,
+        "tags": list(spec.tags),
+        "scoring": spec.scoring.value,
+        "expected": spec.expected,
+        "rubric": spec.rubric,
+        "threshold": spec.threshold,
+        "must_pass": spec.must_pass,
+        "assertions": [{"type": a.type, "value": a.value, "artifact": a.artifact} for a in spec.assertions],
+        "examples": dict(spec.examples),
+    }
+
+
+def build_context(evidence: Evidence) -> list[dict[str, Any]]:
+    """Every span line of the optimization context, agent spans first, in a stable order."""
+    builder = _Builder(evidence)
+    trace_ids = {r.trace_id for r in evidence.records}
+    lines = sorted(
+        (dict(s) for s in evidence.agent_spans if s["trace_id"] in trace_ids),
+        key=lambda s: (s["trace_id"], s["start_time"], s["span_id"]),
+    )
+    if evidence.harness is not None:
+        builder.add(builder.global_trace, "HARNESS_CONFIG", "harness_config", evidence.harness)
+    for item in sorted(evidence.feedback, key=lambda f: (str(f.get("trace_id")), str(f.get("id")))):
+        if item.get("trace_id") in trace_ids:
+            kind = "HUMAN_FEEDBACK" if item.get("source") == "human_feedback" else "LLM_FEEDBACK"
+            builder.add(str(item["trace_id"]), kind, str(item.get("source", "llm_insight")), item)
+    for result in sorted(evidence.visible_results(), key=lambda r: (r.trace_id, r.eval_id)):
+        spec = evidence.specs.get(result.nodeid)
+        if spec is not None:
+            builder.add(result.trace_id, "EVAL", "eval_definition", _spec_payload(spec))
+        error = None if result.outcome is Outcome.PASSED else failure_signature(result)
+        builder.add(
+            result.trace_id,
+            "EVAL_RESULT",
+            "eval_result",
+            result.to_json(),
+            error=error,
+            extra={"eval.id": result.eval_id, "eval.outcome": result.outcome.value},
+        )
+    visible = evidence.visible_results()
+    summary = {
+        "optimization": totals(visible),
+        "holdout_by_tag": holdout_counts(evidence.results),
+        "holdout": totals(r for r in evidence.results if r.split == Split.HOLDOUT.value),
+    }
+    builder.add(builder.global_trace, "GATE_SUMMARY", "gate_summary", summary)
+    return lines + builder.lines
+
+
+def to_jsonl(lines: list[dict[str, Any]]) -> str:
+    """The context as JSONL text."""
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)

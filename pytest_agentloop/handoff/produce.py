@@ -1,0 +1,116 @@
+"""Producing a handoff: context file, HALO or the evidence-only fallback, checks, files on disk.
+
+The test outcome never depends on this: every failure here ends in a written
+evidence-only handoff (or a kept draft) and a line in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop.fileio import write_atomic
+from pytest_agentloop.handoff.context import DATASET_CONTEXT, Evidence, build_context, to_jsonl
+from pytest_agentloop.handoff.halo import HaloSettings, build_prompt, run_halo
+from pytest_agentloop.handoff.report import RunInfo, check_report, evidence_handoff, header
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class HandoffOutcome:
+    """Where things were written and what happened."""
+
+    handoff: Path | None = None
+    draft: Path | None = None
+    context: Path | None = None
+    run_dir: Path | None = None
+    diagnosis: str = ""
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def holdout_note(evidence: Evidence) -> str:
+    """What the prompt says about the holdout set."""
+    count = len(evidence.results) - len(evidence.visible_results())
+    if not count:
+        return "There is no holdout set in this run."
+    return (
+        f"{count} holdout evals are deliberately left out of the dataset except as counts in GATE_SUMMARY; "
+        "do not speculate about them individually."
+    )
+
+
+def write_run_files(run_dir: Path, run: RunInfo, evidence: Evidence, context_text: str) -> None:
+    """Keep what a later `agentloop handoff RUN_DIR` needs: results, the context, the config used."""
+    write_atomic(run_dir / "context.jsonl", context_text)
+    write_atomic(run_dir / "results.json", json.dumps([r.to_json() for r in evidence.results], indent=2) + "\n")
+    meta: dict[str, Any] = {
+        "run_id": run.run_id,
+        "harness_version": run.harness_version,
+        "command": run.command,
+        "harness": evidence.harness,
+        "feedback": list(evidence.feedback),
+        **evidence.extra,
+    }
+    write_atomic(run_dir / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def produce(
+    evidence: Evidence,
+    run: RunInfo,
+    target: Path,
+    run_dir: Path,
+    halo: HaloSettings | None,
+    say: Say,
+    why_no_halo: str = "",
+    context_text: str | None = None,
+) -> HandoffOutcome:
+    """Write the context beside ``target``, then the HALO handoff, or the evidence-only one."""
+    outcome = HandoffOutcome(run_dir=run_dir)
+    context_text = context_text if context_text is not None else to_jsonl(build_context(evidence))
+    outcome.context = write_atomic(target.with_suffix(".context.jsonl"), context_text)
+    write_run_files(run_dir, run, evidence, context_text)
+    report = None
+    if halo is None:
+        why = why_no_halo
+    else:
+        report, why = _diagnose(outcome, run_dir / "context.jsonl", halo, holdout_note(evidence), say)
+    if report is not None:
+        outcome.problems = check_report(report)
+        document = header(run, evidence, f"HALO ({halo.model if halo else ''})") + "\n" + report.strip() + "\n"
+        if not outcome.problems:
+            outcome.diagnosis = "HALO"
+            outcome.handoff = write_atomic(target, document)
+            write_atomic(run_dir / "handoff.md", document)
+            return outcome
+        outcome.draft = write_atomic(target.with_suffix(".draft.md"), document)
+        missing = "; ".join(outcome.problems)
+        why = f"HALO's report failed the section checks ({missing}); draft kept at {outcome.draft}"
+    outcome.diagnosis = "evidence only"
+    document = evidence_handoff(run, evidence, why)
+    outcome.handoff = write_atomic(target, document)
+    write_atomic(run_dir / "handoff.md", document)
+    return outcome
+
+
+def _diagnose(
+    outcome: HandoffOutcome, context: Path, halo: HaloSettings, note: str, say: Say
+) -> tuple[str | None, str]:
+    started = time.monotonic()
+    say(f"agentloop: running HALO ({halo.model}) over {context}; time budget {halo.timeout:g}s")
+
+    def on_step(steps: int) -> None:
+        say(f"agentloop: HALO step {steps}, {time.monotonic() - started:.0f}s elapsed")
+
+    result = run_halo(context, halo, build_prompt(note), DATASET_CONTEXT, on_step)
+    if result.sandbox_unavailable:
+        outcome.notes.append(
+            "HALO's optional code sandbox (Deno/Pyodide) is unavailable here; HALO ran without "
+            "run_code, which diagnosis does not need"
+        )
+    return result.report, result.error or ""

@@ -1,0 +1,79 @@
+"""From a pytest session to a handoff on disk: paths, run id, HALO settings, the evidence."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_agentloop.config import Settings
+from pytest_agentloop.handoff.context import Evidence
+from pytest_agentloop.handoff.evidence import gather
+from pytest_agentloop.handoff.halo import HaloSettings
+from pytest_agentloop.handoff.produce import HandoffOutcome, Say, produce
+from pytest_agentloop.handoff.report import RunInfo
+from pytest_agentloop.results import EvalResult
+
+
+def new_run_id() -> str:
+    """Time-ordered and unique: ``20261122-141502-a1b2c3``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def halo_settings(settings: Settings) -> HaloSettings | None:
+    """HALO's models and endpoint, defaulting to the judge's; None without a key."""
+    key = settings.judge_key()
+    if key is None:
+        return None
+    model = settings.halo_model or settings.judge_model
+    return HaloSettings(
+        model=model,
+        subagent_model=settings.halo_subagent_model or model,
+        synthesis_model=settings.halo_synthesis_model or model,
+        compaction_model=settings.halo_compaction_model or model,
+        base_url=settings.judge_base_url,
+        api_key=key,
+        depth=settings.halo_depth,
+        parallel_subagents=settings.halo_parallel,
+        turns=settings.halo_turns,
+        timeout=settings.handoff_timeout,
+    )
+
+
+def write_handoff(config: pytest.Config, settings: Settings, results: list[EvalResult], say: Say) -> HandoffOutcome:
+    """Gather the evidence of this session and produce its handoff."""
+    root = config.rootpath
+    artifacts = root / settings.artifacts_dir
+    target = Path(settings.handoff) if settings.handoff else artifacts / "handoff.md"
+    target = target if target.is_absolute() else Path.cwd() / target
+    run_id = new_run_id()
+    harness = root / settings.harness if settings.harness else None
+    evidence = gather(results, root, settings.traces_dirname, harness, [Path(p) for p in settings.feedback])
+    command = shlex.join(["pytest", *config.invocation_params.args])
+    run = RunInfo(run_id=run_id, harness_version=evidence.harness_version, command=command)
+    halo = halo_settings(settings)
+    why = f"no model endpoint is configured (${settings.judge_key_env} is not set)" if halo is None else ""
+    return produce(evidence, run, target, artifacts / "runs" / run_id, halo, say, why)
+
+
+def rerun_handoff(run_dir: Path, settings: Settings, target: Path | None, say: Say) -> HandoffOutcome:
+    """Run HALO again over a saved run's context, without rerunning the tests."""
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    results = [EvalResult.from_json(r) for r in json.loads((run_dir / "results.json").read_text(encoding="utf-8"))]
+    context_text = (run_dir / "context.jsonl").read_text(encoding="utf-8")
+    evidence = Evidence(
+        results=tuple(results),
+        specs={},
+        records=(),
+        feedback=tuple(meta.get("feedback") or ()),
+        harness=meta.get("harness"),
+        harness_version=str(meta.get("harness_version") or ""),
+    )
+    run = RunInfo(run_id=str(meta["run_id"]), harness_version=evidence.harness_version, command=str(meta["command"]))
+    halo = halo_settings(settings)
+    why = f"no model endpoint is configured (${settings.judge_key_env} is not set)" if halo is None else ""
+    return produce(evidence, run, target or run_dir / "handoff.md", run_dir, halo, say, why, context_text)

@@ -5,6 +5,7 @@ Only this module and the CLI decide when files are written; the stores own how.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from fnmatch import fnmatch
@@ -249,7 +250,12 @@ class AgentloopSession:
 def result_from_report(report: pytest.TestReport, props: dict[str, Any], outcome: str) -> EvalResult:
     """One gate row from an eval item's report and user properties."""
     score = props.get("judge_score") or props.get("literal_score")
-    explanation = str(props.get("judge_reason") or "") if report.passed else _first_lines(report.longreprtext)
+    if report.passed:
+        explanation = str(props.get("judge_reason") or "")
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        explanation = str(report.longrepr[2]).removeprefix("Skipped: ")
+    else:
+        explanation = _first_lines(report.longreprtext)
     return EvalResult(
         eval_id=str(props["eval_id"]),
         nodeid=report.nodeid,
@@ -267,7 +273,8 @@ def result_from_report(report: pytest.TestReport, props: dict[str, Any], outcome
 
 
 def _first_lines(text: str, count: int = 6) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
+    """The start of a failure report, without xdist's ``[gw0] linux -- Python ...`` line."""
+    lines = [line for line in text.splitlines() if line.strip() and not re.match(r"^\[gw\d+\] ", line)]
     return "\n".join(lines[:count])
 
 

@@ -177,7 +177,7 @@ def build_context(evidence: Evidence) -> list[dict[str, Any]]:
         spec = evidence.specs.get(result.nodeid)
         if spec is not None:
             builder.add(result.trace_id, "EVAL", "eval_definition", _spec_payload(spec))
-        error = None if result.outcome is Outcome.PASSED else failure_signature(result)
+        error = failure_signature(result) if result.outcome in (Outcome.FAILED, Outcome.ERROR) else None
         builder.add(
             result.trace_id,
             "EVAL_RESULT",

@@ -182,6 +182,8 @@ class EvalItem(pytest.Item):
                 ("judge_reason", outcome.reason),
                 ("judge_votes", outcome.votes),
                 ("judge_flaky", str(outcome.flaky).lower()),
+                ("judge_input_tokens", str(sum(v.input_tokens or 0 for v in outcome.verdicts))),
+                ("judge_output_tokens", str(sum(v.output_tokens or 0 for v in outcome.verdicts))),
             ]
         )
 

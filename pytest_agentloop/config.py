@@ -6,6 +6,7 @@ import enum
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,13 @@ class JudgeMode(enum.StrEnum):
     RECORD = "record"
     REFRESH = "refresh"
     OFF = "off"
+
+
+class GateMode(enum.StrEnum):
+    """What fails a session."""
+
+    ALL = "all"
+    REGRESSIONS = "regressions"
 
 
 class JudgeApi(enum.StrEnum):
@@ -66,6 +74,15 @@ class Settings:
     halo_turns: int = 30
     harness: str | None = None
     feedback: tuple[str, ...] = ()
+    history: str | None = None
+    baseline: str | None = None
+    gate: GateMode = GateMode.ALL
+    split: str | None = None
+    report: str | None = None
+
+    def history_path(self, root: Path) -> Path:
+        """Where the run history lives."""
+        return root / (self.history or f"{self.artifacts_dir}/history.sqlite")
 
     def judge_key(self) -> str | None:
         """The judge's API key, read from the environment when needed, never stored."""
@@ -179,7 +196,12 @@ def _handoff_settings(config: pytest.Config) -> dict[str, Any]:
         "halo_parallel": positive_int(str(_setting(config, "agentloop_halo_parallel", 2))),
         "halo_turns": positive_int(str(_setting(config, "agentloop_halo_turns", 30))),
         "harness": _optional(config, "agentloop_harness"),
-        "feedback": tuple(config.getini("agentloop_feedback") or ()),
+        "feedback": tuple(str(p) for p in config.getini("agentloop_feedback") or ()),
+        "history": _optional(config, "agentloop_history"),
+        "baseline": _optional(config, "agentloop_baseline"),
+        "gate": GateMode(enum_value(GateMode)(str(_setting(config, "agentloop_gate", "all")))),
+        "split": _optional(config, "agentloop_split"),
+        "report": _optional(config, "agentloop_report"),
     }
 
 

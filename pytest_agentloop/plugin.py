@@ -23,6 +23,7 @@ from pytest_agentloop.config import (
     DEFAULT_TRACES_DIRNAME,
     DEFAULT_VERDICTS_FILE,
     SETTINGS_KEY,
+    GateMode,
     JudgeApi,
     JudgeMode,
     build_settings,
@@ -35,7 +36,7 @@ from pytest_agentloop.config import (
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
 from pytest_agentloop.session import AgentloopSession, XdistHooks
-from pytest_agentloop.spec import AssertionSpec
+from pytest_agentloop.spec import AssertionSpec, Split
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
 
 
@@ -51,6 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     _judge_options(group, parser)
     _handoff_options(group, parser)
+    _gate_options(group, parser)
     parser.addini(
         "agentloop_eval_files",
         type="args",
@@ -143,6 +145,26 @@ def _handoff_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         default=[],
         help="JSONL files of human feedback and model insights for the handoff",
     )
+
+
+def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    """The gate: history, baseline, policy, split selection, reports."""
+    rows: list[tuple[str, str, Callable[[str], object] | None, str]] = [
+        ("history", "FILE", None, "run history database (default: <agentloop_artifacts_dir>/history.sqlite)"),
+        ("baseline", "REF", None, "compare with a run id, an exported results file, or 'latest'"),
+        (
+            "gate",
+            "POLICY",
+            enum_value(GateMode),
+            "all (any failure fails, as plain pytest; default) or regressions (older failures are reported only)",
+        ),
+        ("split", "SPLIT", enum_value(Split), "run only the optimization or the holdout evals"),
+        ("report", "PATH", None, "also write the gate summary (markdown) to PATH"),
+    ]
+    for name, metavar, kind, text in rows:
+        dest = "agentloop_" + name.replace("-", "_")
+        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
+        parser.addini(dest, default="", help=text)
 
 
 def pytest_configure(config: pytest.Config) -> None:

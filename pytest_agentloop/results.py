@@ -63,6 +63,22 @@ class EvalResult:
     split: str = "optimization"
     must_pass: bool = False
     scoring: str = "deterministic"
+    duration: float = 0.0
+    verdict_source: str | None = None
+    repeats: int = 1
+    flaky: bool = False
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the eval passed."""
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def broken(self) -> bool:
+        """Failed or errored (a skip is neither)."""
+        return self.outcome in (Outcome.FAILED, Outcome.ERROR)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe form (for xdist, JUnit properties and files)."""
@@ -77,4 +93,5 @@ class EvalResult:
         values = dict(data)
         values["outcome"] = Outcome(values["outcome"])
         values["tags"] = tuple(values.get("tags", ()))
-        return cls(**values)
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -6,8 +6,11 @@ Only this module and the CLI decide when files are written; the stores own how.
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
-from collections import Counter
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,17 @@ import pytest
 from pytest_agentloop.collect import JUDGE_OFF, EvalItem
 from pytest_agentloop.config import JudgeMode, Settings, settings_of
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.gate.finish import GateOutcome, judge_gate, record_run, write_summaries
+from pytest_agentloop.gate.finish import now as now_utc
+from pytest_agentloop.gate.history import History
+from pytest_agentloop.gate.report import terminal_lines
 from pytest_agentloop.handoff.produce import HandoffOutcome
-from pytest_agentloop.handoff.writer import write_handoff
+from pytest_agentloop.handoff.writer import new_run_id, write_handoff
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
 from pytest_agentloop.judge.verdicts import Verdict, VerdictStore, subject_key
 from pytest_agentloop.results import EvalResult, Outcome
+from pytest_agentloop.spec import Split
 
 WORKER_KEY = "agentloop"
 
@@ -63,6 +71,11 @@ class AgentloopSession:
         self.judge_seconds = 0.0
         self.unused, self.torn = 0, 0
         self.results: dict[str, EvalResult] = {}
+        self.durations: dict[str, float] = defaultdict(float)
+        self.run_id = new_run_id()
+        self.started = now_utc()
+        self.gate: GateOutcome | None = None
+        self.gate_error: str | None = None
         self.handoff: HandoffOutcome | None = None
         self.handoff_error: str | None = None
 
@@ -80,7 +93,14 @@ class AgentloopSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Note the current subject of every judged eval, before -k/-m deselect any."""
+        """Note the current subject of every judged eval, before -k/-m deselect any; apply --agentloop-split."""
+        evals = [i for i in items if isinstance(i, EvalItem)]
+        warn_single_split_tags(evals)
+        if self.settings.split:
+            dropped = [i for i in evals if i.spec.split.value != self.settings.split]
+            if dropped:
+                self.config.hook.pytest_deselected(items=dropped)
+                items[:] = [i for i in items if i not in set(dropped)]
         for item in items:
             if isinstance(item, EvalItem) and item.spec.scoring.needs_judge:
                 try:
@@ -131,6 +151,7 @@ class AgentloopSession:
         props = dict(report.user_properties)
         if "eval_id" not in props:
             return
+        self.durations[report.nodeid] += report.duration
         if props.get("judge_flaky") == "true":
             self.flaky[report.nodeid] = str(props.get("judge_votes"))
         if report.when == "call" or report.outcome != "passed":
@@ -162,6 +183,39 @@ class AgentloopSession:
             VerdictStore(path).rewrite()
         if self.settings.handoff is not None:
             self._write_handoff()
+        if self.results and not self.config.option.collectonly:
+            self._finish_gate(session)
+
+    def final_results(self) -> list[EvalResult]:
+        """Every eval's row with its total duration (setup, call and teardown)."""
+        return [replace(r, duration=round(self.durations[r.nodeid], 6)) for _, r in sorted(self.results.items())]
+
+    def _finish_gate(self, session: pytest.Session) -> None:
+        """Baseline comparison, gate policy, run history, CI summaries."""
+        results = self.final_results()
+        history = History(self.settings.history_path(self.config.rootpath))
+        try:
+            self.gate = judge_gate(self.settings, history, results, self.run_id, int(session.exitstatus))
+            if self.gate.exit_status is not None and self.gate.exit_status != session.exitstatus:
+                session.exitstatus = pytest.ExitCode(self.gate.exit_status)
+            options = {k: v for k, v in vars(self.settings).items() if k != "feedback"}
+            record_run(
+                self.settings,
+                history,
+                self.config.rootpath,
+                self.run_id,
+                self.started,
+                results,
+                {k: str(v) for k, v in options.items()},
+                int(session.exitstatus),
+            )
+            handoff = self.handoff.handoff if self.handoff else None
+            self.gate.notes += [
+                f"gate summary written to {p}"
+                for p in write_summaries(self.settings, self.config.rootpath, results, self.gate, handoff)
+            ]
+        except (OSError, sqlite3.Error, AgentloopError) as exc:
+            self.gate_error = f"{type(exc).__name__}: {exc}"
 
     def _write_handoff(self) -> None:
         """Run HALO (or write the evidence-only handoff); never changes the session's outcome."""
@@ -172,7 +226,7 @@ class AgentloopSession:
                 reporter.write_line(line)
 
         try:
-            self.handoff = write_handoff(self.config, self.settings, list(self.results.values()), say)
+            self.handoff = write_handoff(self.config, self.settings, self.final_results(), say, self.run_id)
         except Exception as exc:
             self.handoff_error = f"{type(exc).__name__}: {exc}"
 
@@ -219,6 +273,7 @@ class AgentloopSession:
         for nodeid, votes in sorted(self.flaky.items()):
             write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
         self._summarise_handoff(write)
+        self._summarise_gate(write)
         if self.unused:
             write(
                 f"{self.unused} stored verdicts are not used by any collected eval; "
@@ -229,6 +284,23 @@ class AgentloopSession:
                 f"skipped {self.torn} unreadable verdict lines (a killed run?); the rewrite at the end dropped them",
                 yellow=True,
             )
+
+    def _summarise_gate(self, write: Any) -> None:
+        if self.gate_error:
+            write(f"agentloop: run history / gate summary not written: {self.gate_error}", red=True)
+        gate = self.gate
+        if gate is None:
+            return
+        for line in terminal_lines(gate.baseline_ref, gate.diffs):
+            write(line)
+        if gate.verdict is not None:
+            state = "passed" if gate.verdict.passed else "FAILED"
+            write(f"gate ({self.settings.gate.value}): {state}", green=gate.verdict.passed, red=not gate.verdict.passed)
+            for reason in gate.verdict.reasons:
+                write(f"  {reason}")
+        for note in gate.notes:
+            write(note)
+        write(f"run {self.run_id} recorded in {self.settings.history_path(self.config.rootpath)}")
 
     def _summarise_handoff(self, write: Any) -> None:
         if self.handoff_error:
@@ -245,6 +317,29 @@ class AgentloopSession:
             )
         for note in outcome.notes:
             write(f"note: {note}")
+
+
+class AgentloopWarning(pytest.PytestWarning):
+    """A problem with the eval suite that does not stop the run."""
+
+
+def warn_single_split_tags(evals: list[EvalItem]) -> None:
+    """Warn about tags whose evals all sit in one split, when the suite uses both."""
+    splits: dict[str, set[str]] = {}
+    for item in evals:
+        for tag in item.spec.tags:
+            splits.setdefault(tag, set()).add(item.spec.split.value)
+    if len({s for found in splits.values() for s in found}) < len(Split):
+        return
+    lonely = sorted(tag for tag, found in splits.items() if len(found) == 1)
+    if lonely:
+        warnings.warn(
+            AgentloopWarning(
+                f"tags with evals in only one split (no holdout check, or nothing to tune on): {', '.join(lonely)}; "
+                "assign splits with `agentloop split` or `split:` in the eval files"
+            ),
+            stacklevel=1,
+        )
 
 
 def result_from_report(report: pytest.TestReport, props: dict[str, Any], outcome: str) -> EvalResult:
@@ -269,7 +364,16 @@ def result_from_report(report: pytest.TestReport, props: dict[str, Any], outcome
         split=str(props.get("split", "optimization")),
         must_pass=props.get("must_pass") == "true",
         scoring=str(props.get("scoring", "deterministic")),
+        verdict_source=str(props["verdict_source"]) if "verdict_source" in props else None,
+        repeats=int(str(props.get("judge_votes", "0/1")).split("/")[1]),
+        flaky=props.get("judge_flaky") == "true",
+        input_tokens=_int(props.get("judge_input_tokens")),
+        output_tokens=_int(props.get("judge_output_tokens")),
     )
+
+
+def _int(value: object) -> int | None:
+    return None if value in (None, "") else int(str(value))
 
 
 def _first_lines(text: str, count: int = 6) -> str:

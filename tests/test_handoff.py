@@ -137,7 +137,7 @@ def test_offline_evidence_handoff_and_valid_context(pytester, example_copy, monk
     text = json.dumps(lines) + handoff
     assert not any(eval_id in text for eval_id in HOLDOUT_IDS)
     [summary] = [line for line in lines if line["name"] == "GATE_SUMMARY"]
-    assert json.loads(summary["attributes"]["input.value"])["holdout"]["total"] == 7
+    assert json.loads(summary["attributes"]["input.value"])["holdout"]["total"] == 8
 
 
 def test_failed_eval_result_carries_error_status(pytester, broken_example, monkeypatch) -> None:
@@ -223,7 +223,7 @@ def test_xdist_context_matches_serial(pytester, broken_example, monkeypatch) -> 
     pytester.runpytest("evals", "--agentloop-handoff=parallel/handoff.md", "--agentloop-judge=off", "-n", "2")
     serial = (pytester.path / "serial" / "handoff.context.jsonl").read_text()
     parallel = (pytester.path / "parallel" / "handoff.context.jsonl").read_text()
-    assert serial == parallel and serial.count('"name": "EVAL_RESULT"') == 13
+    assert serial == parallel and serial.count('"name": "EVAL_RESULT"') == 12
 
 
 def test_rerun_from_saved_run(pytester, example_copy, judge_env, fake_openai, monkeypatch) -> None:

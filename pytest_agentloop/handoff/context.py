@@ -23,6 +23,7 @@ from pytest_agentloop.traces.store import TraceRecord
 
 SCOPE = "pytest-agentloop.optimizer"
 SIGNATURE_CHARS = 160
+VOLATILE = {"duration"}  # differs run to run; kept out so the same inputs give the same file
 
 DATASET_CONTEXT = """\
 This JSONL holds an LLM agent's own traces plus synthetic evidence spans written by pytest-agentloop.
@@ -182,7 +183,7 @@ def build_context(evidence: Evidence) -> list[dict[str, Any]]:
             result.trace_id,
             "EVAL_RESULT",
             "eval_result",
-            result.to_json(),
+            {k: v for k, v in result.to_json().items() if k not in VOLATILE},
             error=error,
             extra={"eval.id": result.eval_id, "eval.outcome": result.outcome.value},
         )

@@ -44,13 +44,14 @@ def halo_settings(settings: Settings) -> HaloSettings | None:
     )
 
 
-def write_handoff(config: pytest.Config, settings: Settings, results: list[EvalResult], say: Say) -> HandoffOutcome:
+def write_handoff(
+    config: pytest.Config, settings: Settings, results: list[EvalResult], say: Say, run_id: str
+) -> HandoffOutcome:
     """Gather the evidence of this session and produce its handoff."""
     root = config.rootpath
     artifacts = root / settings.artifacts_dir
     target = Path(settings.handoff) if settings.handoff else artifacts / "handoff.md"
     target = target if target.is_absolute() else Path.cwd() / target
-    run_id = new_run_id()
     harness = root / settings.harness if settings.harness else None
     evidence = gather(results, root, settings.traces_dirname, harness, [Path(p) for p in settings.feedback])
     command = shlex.join(["pytest", *config.invocation_params.args])

@@ -1,0 +1,1 @@
+"""The regression gate: run history, baselines, gate policy and CI reports."""

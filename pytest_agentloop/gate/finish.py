@@ -1,0 +1,118 @@
+"""The end of a session, as the gate sees it: compare, decide, record the run, write CI summaries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from pytest_agentloop.config import GateMode, Settings
+from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.gate.baseline import GateVerdict, SplitDiff, compare, decide, load_baseline
+from pytest_agentloop.gate.history import History, RunRow
+from pytest_agentloop.gate.report import markdown
+from pytest_agentloop.results import EvalResult
+
+
+@dataclass
+class GateOutcome:
+    """What the gate found and did."""
+
+    verdict: GateVerdict | None = None
+    diffs: dict[str, SplitDiff] | None = None
+    baseline_ref: str | None = None
+    exit_status: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def now() -> str:
+    """UTC time with seconds, ``Z`` suffix."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def judge_gate(
+    settings: Settings, history: History, results: list[EvalResult], run_id: str, exit_status: int
+) -> GateOutcome:
+    """Compare with the baseline and, in ``regressions`` mode, decide the exit status."""
+    outcome = GateOutcome(exit_status=exit_status)
+    if settings.baseline:
+        try:
+            baseline = load_baseline(settings.baseline, history, current_run=run_id)
+        except AgentloopError as exc:
+            outcome.notes.append(f"baseline not loaded: {exc}")
+            baseline = None
+        if baseline is not None:
+            outcome.baseline_ref = baseline.ref
+            outcome.diffs = compare(results, baseline)
+    if settings.gate is GateMode.REGRESSIONS:
+        outcome.verdict = decide(results, outcome.diffs)
+        if outcome.verdict.passed and exit_status == 1:
+            outcome.exit_status = 0  # only pre-existing failures: reported, not failing
+    return outcome
+
+
+def harness_version(settings: Settings, root: Path) -> str | None:
+    """The ``version`` of the configured harness file, if any."""
+    if not settings.harness:
+        return None
+    try:
+        data = yaml.safe_load((root / settings.harness).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(data.get("version")) if isinstance(data, dict) and data.get("version") else None
+
+
+def record_run(
+    settings: Settings,
+    history: History,
+    root: Path,
+    run_id: str,
+    started: str,
+    results: list[EvalResult],
+    options: dict[str, object],
+    exit_status: int,
+) -> None:
+    """One transaction: the run and every result."""
+    run = RunRow(
+        run_id=run_id,
+        started=started,
+        finished=now(),
+        git_commit=_git(root, "rev-parse", "HEAD"),
+        git_branch=_git(root, "rev-parse", "--abbrev-ref", "HEAD"),
+        harness_version=harness_version(settings, root),
+        options=options,
+        exit_status=exit_status,
+        counts={},
+    )
+    history.record(run, results)
+
+
+def write_summaries(
+    settings: Settings, root: Path, results: list[EvalResult], outcome: GateOutcome, handoff: Path | None
+) -> list[Path]:
+    """The markdown summary: appended to $GITHUB_STEP_SUMMARY when set, and written to --agentloop-report."""
+    text = markdown(results, outcome.baseline_ref, outcome.diffs, outcome.verdict, handoff)
+    written = []
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
+        written.append(Path(step_summary))
+    if settings.report:
+        from pytest_agentloop.fileio import write_atomic
+
+        path = Path(settings.report)
+        written.append(write_atomic(path if path.is_absolute() else root / path, text))
+    return written

@@ -331,15 +331,13 @@ def warn_single_split_tags(evals: list[EvalItem]) -> None:
             splits.setdefault(tag, set()).add(item.spec.split.value)
     if len({s for found in splits.values() for s in found}) < len(Split):
         return
-    lonely = sorted(tag for tag, found in splits.items() if len(found) == 1)
-    if lonely:
-        warnings.warn(
-            AgentloopWarning(
-                f"tags with evals in only one split (no holdout check, or nothing to tune on): {', '.join(lonely)}; "
-                "assign splits with `agentloop split` or `split:` in the eval files"
-            ),
-            stacklevel=1,
+    for tag in sorted(tag for tag, found in splits.items() if len(found) == 1):
+        first = next(i for i in evals if tag in i.spec.tags)
+        message = (
+            f"tag {tag!r} has evals in only one split ({first.spec.split.value}): no holdout check, or nothing "
+            "to tune on; assign splits with `split:` in the eval files"
         )
+        warnings.warn_explicit(AgentloopWarning(message), AgentloopWarning, str(first.path), first.spec.line)
 
 
 def result_from_report(report: pytest.TestReport, props: dict[str, Any], outcome: str) -> EvalResult:

@@ -10,7 +10,7 @@ from pathlib import Path
 from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_VERDICTS_FILE
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.fileio import write_atomic
-from pytest_agentloop.gate import stats
+from pytest_agentloop.gate import splits, stats
 from pytest_agentloop.gate.baseline import export_document
 from pytest_agentloop.gate.history import History
 from pytest_agentloop.judge import review
@@ -192,6 +192,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_split(args: argparse.Namespace) -> int:
+    if not 0.0 < args.holdout < 1.0:
+        raise AgentloopError(f"--holdout must be between 0 and 1, got {args.holdout}")
+    assignments = splits.assign(splits.load_specs(_eval_files(args.paths)), args.holdout)
+    for item in assignments:
+        mark = "*" if item.changes else " "
+        print(f"{mark} {item.target.value:<12} {item.spec.path}::{item.spec.id} (tag {item.spec.tags[:1] or '-'})")
+    if args.dry_run:
+        print("dry run: nothing written")
+        return 0
+    changed = splits.write_back(assignments)
+    print(f"wrote {len(changed)} files" + "".join(f"\n  {path}" for path in changed))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = argparse.ArgumentParser(
@@ -217,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     _label_parser(commands)
     _verdicts_parser(commands)
     _history_parsers(commands)
+    split = commands.add_parser("split", help="assign evals to optimization/holdout, stratified per tag")
+    split.add_argument("paths", nargs="*", metavar="PATH", help="eval files or folders (default: .)")
+    split.add_argument("--holdout", type=float, default=0.3, help="fraction held out per tag (default: 0.3)")
+    split.add_argument("--by", choices=["tag"], default="tag", help="stratify by the eval's first tag")
+    split.add_argument("--dry-run", action="store_true", help="print the assignment, write nothing")
+    split.set_defaults(run=_cmd_split)
     return parser
 
 

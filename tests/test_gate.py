@@ -215,3 +215,37 @@ def test_junit_properties_and_step_summary(pytester, example_copy, monkeypatch) 
     assert "gate **failed**" in text
     assert ":x: regression (optimization): `evals/diligence/data_quirks.eval.yaml::aurora-faq-unreliable`" in text
     assert (pytester.path / "out" / "gate.md").read_text() in text
+
+
+def test_split_command_is_deterministic_stratified_and_keeps_files_valid(pytester, eval_file, capsys) -> None:
+    eval_file(
+        """
+        # a comment that must survive
+        evals:
+          - id: a1
+            title: A1
+            tags: [alpha]
+            trace: trace-01
+            assert: [{type: contains, value: runway}]
+          - {id: a2, title: A2, tags: [alpha], trace: trace-01, assert: [{type: contains, value: runway}]}
+          - {id: a3, title: A3, tags: [alpha], trace: trace-01, split: holdout, assert: [{type: contains, value: runway}]}
+          - {id: b1, title: B1, tags: [beta], trace: trace-01, assert: [{type: contains, value: runway}]}
+          - {id: b2, title: B2, tags: [beta], trace: trace-01, assert: [{type: contains, value: runway}]}
+        """
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(pytester.path)
+        assert main(["split", ".", "--holdout", "0.3"]) == 0
+        first = (pytester.path / "suite.eval.yaml").read_text()
+        assert main(["split", ".", "--holdout", "0.3"]) == 0
+    assert (pytester.path / "suite.eval.yaml").read_text() == first  # deterministic, nothing moves twice
+    assert "# a comment that must survive" in first
+    from pytest_agentloop.spec import load_suite
+
+    suite = load_suite(pytester.path / "suite.eval.yaml", 10_000_000)
+    by_tag: dict[str, list[str]] = {}
+    for spec in suite.evals:
+        by_tag.setdefault(spec.tags[0], []).append(spec.split.value)
+    assert sorted(by_tag["alpha"]) == ["holdout", "optimization", "optimization"]
+    assert sorted(by_tag["beta"]) == ["holdout", "optimization"]
+    pytester.runpytest().assert_outcomes(passed=5)

@@ -71,9 +71,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+Row = tuple[str, str, "Callable[[str], object] | None", str]
+
+
+def _add_settings(group: pytest.OptionGroup, parser: pytest.Parser, rows: list[Row]) -> None:
+    """Each row becomes ``--agentloop-NAME`` and the ini value ``agentloop_NAME``; the option wins."""
+    for name, metavar, kind, text in rows:
+        dest = "agentloop_" + name.replace("-", "_")
+        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
+        parser.addini(dest, default="", help=text)
+
+
 def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
     """Judge settings: each an option and an ini value; the option wins."""
-    rows: list[tuple[str, str, Callable[[str], object] | None, str]] = [
+    rows: list[Row] = [
         (
             "judge",
             "MODE",
@@ -101,10 +112,7 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ("repeat", "N", positive_int, "grade every rubric N times (overrides each eval's repeat)"),
         ("verdicts", "FILE", None, f"verdict store file name beside the eval files (default: {DEFAULT_VERDICTS_FILE})"),
     ]
-    for name, metavar, kind, text in rows:
-        dest = "agentloop_" + name.replace("-", "_")
-        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
-        parser.addini(dest, default="", help=text)
+    _add_settings(group, parser, rows)
 
 
 def _handoff_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
@@ -119,7 +127,7 @@ def _handoff_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         help="after the run, send results, feedback and traces to HALO and write a handoff "
         "(default PATH: <agentloop_artifacts_dir>/handoff.md)",
     )
-    rows: list[tuple[str, str, Callable[[str], object] | None, str]] = [
+    rows: list[Row] = [
         ("handoff-timeout", "SECONDS", positive_float, "time budget of the HALO run (default: 900)"),
         ("halo-model", "MODEL", None, "HALO root agent model (default: the judge model)"),
         ("halo-subagent-model", "MODEL", None, "HALO subagent model (default: the HALO model)"),
@@ -129,10 +137,7 @@ def _handoff_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ("halo-parallel", "N", positive_int, "HALO parallel subagents (default: 2)"),
         ("halo-turns", "N", positive_int, "HALO turns per agent (default: 30)"),
     ]
-    for name, metavar, kind, text in rows:
-        dest = "agentloop_" + name.replace("-", "_")
-        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
-        parser.addini(dest, default="", help=text)
+    _add_settings(group, parser, rows)
     parser.addini(
         "agentloop_artifacts_dir",
         default=DEFAULT_ARTIFACTS_DIR,
@@ -149,7 +154,7 @@ def _handoff_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
 
 def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
     """The gate: history, baseline, policy, split selection, reports."""
-    rows: list[tuple[str, str, Callable[[str], object] | None, str]] = [
+    rows: list[Row] = [
         ("history", "FILE", None, "run history database (default: <agentloop_artifacts_dir>/history.sqlite)"),
         ("baseline", "REF", None, "compare with a run id, an exported results file, or 'latest'"),
         (
@@ -161,10 +166,7 @@ def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ("split", "SPLIT", enum_value(Split), "run only the optimization or the holdout evals"),
         ("report", "PATH", None, "also write the gate summary (markdown) to PATH"),
     ]
-    for name, metavar, kind, text in rows:
-        dest = "agentloop_" + name.replace("-", "_")
-        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
-        parser.addini(dest, default="", help=text)
+    _add_settings(group, parser, rows)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -69,6 +69,7 @@ class EvalResult:
     flaky: bool = False
     input_tokens: int | None = None
     output_tokens: int | None = None
+    baseline_status: str | None = None
 
     @property
     def passed(self) -> bool:

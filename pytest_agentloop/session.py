@@ -205,7 +205,7 @@ class AgentloopSession:
                 self.config.rootpath,
                 self.run_id,
                 self.started,
-                results,
+                self.gate.results,
                 {k: str(v) for k, v in options.items()},
                 int(session.exitstatus),
             )

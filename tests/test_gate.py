@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -53,6 +54,13 @@ def test_baseline_regression_and_improvement(pytester, example_copy, capsys) -> 
             "  regression: evals/diligence/data_quirks.eval.yaml::aurora-faq-unreliable",
         ]
     )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(pytester.path)
+        assert main(["export", "latest", "-o", "candidate.json"]) == 0
+    exported = {r["eval_id"]: r for r in json.loads((pytester.path / "candidate.json").read_text())["results"]}
+    assert exported["aurora-faq-unreliable"]["baseline_status"] == "regressions"
+    assert exported["health-by-legal-entity"]["baseline_status"] == "newly_passing"
+    assert exported["arr-bridge-does-not-foot"]["baseline_status"] == "unchanged"
     # regression reverted, a pre-existing failure left in place: the gate passes
     _edit(example_copy, "trace-04", "another vendor", '"Aurora"')
     _edit(example_copy, "trace-03", "by legal entity, not parent account", "per entity")

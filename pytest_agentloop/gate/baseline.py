@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,16 @@ def compare(current: list[EvalResult], baseline: Baseline) -> dict[str, SplitDif
         if old.nodeid not in seen and old.nodeid.split("::")[0] in files:
             diffs.setdefault(old.split, SplitDiff()).removed.append(old.nodeid)
     return diffs
+
+
+def annotate(results: list[EvalResult], diffs: dict[str, SplitDiff]) -> list[EvalResult]:
+    """Each result with its place in the comparison (``regressions``, ``newly_passing``, ... or ``unchanged``)."""
+    status: dict[str, str] = {}
+    for diff in diffs.values():
+        for name in ("new", "still_failing", "newly_passing", "regressions", "flaky"):
+            for nodeid in getattr(diff, name):
+                status.setdefault(nodeid, name)
+    return [replace(r, baseline_status=status.get(r.nodeid, "unchanged")) for r in results]
 
 
 @dataclass(frozen=True)

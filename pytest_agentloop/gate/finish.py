@@ -12,7 +12,7 @@ import yaml
 
 from pytest_agentloop.config import GateMode, Settings
 from pytest_agentloop.errors import AgentloopError
-from pytest_agentloop.gate.baseline import GateVerdict, SplitDiff, compare, decide, load_baseline
+from pytest_agentloop.gate.baseline import GateVerdict, SplitDiff, annotate, compare, decide, load_baseline
 from pytest_agentloop.gate.history import History, RunRow
 from pytest_agentloop.gate.report import markdown
 from pytest_agentloop.results import EvalResult
@@ -20,8 +20,9 @@ from pytest_agentloop.results import EvalResult
 
 @dataclass
 class GateOutcome:
-    """What the gate found and did."""
+    """What the gate found and did; ``results`` carry their baseline status when there is a baseline."""
 
+    results: list[EvalResult] = field(default_factory=list)
     verdict: GateVerdict | None = None
     diffs: dict[str, SplitDiff] | None = None
     baseline_ref: str | None = None
@@ -46,7 +47,7 @@ def judge_gate(
     settings: Settings, history: History, results: list[EvalResult], run_id: str, exit_status: int
 ) -> GateOutcome:
     """Compare with the baseline and, in ``regressions`` mode, decide the exit status."""
-    outcome = GateOutcome(exit_status=exit_status)
+    outcome = GateOutcome(results=results, exit_status=exit_status)
     if settings.baseline:
         try:
             baseline = load_baseline(settings.baseline, history, current_run=run_id)
@@ -56,6 +57,7 @@ def judge_gate(
         if baseline is not None:
             outcome.baseline_ref = baseline.ref
             outcome.diffs = compare(results, baseline)
+            outcome.results = annotate(results, outcome.diffs)
     if settings.gate is GateMode.REGRESSIONS:
         outcome.verdict = decide(results, outcome.diffs)
         if outcome.verdict.passed and exit_status == 1:

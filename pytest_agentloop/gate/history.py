@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS results (
     output_tokens INTEGER,
     cost REAL,
     explanation TEXT,
+    baseline_status TEXT,
     PRIMARY KEY (run_id, nodeid)
 );
 CREATE INDEX IF NOT EXISTS results_by_eval ON results(nodeid);
@@ -84,6 +85,7 @@ class History:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(SCHEMA)
+            _migrate(conn)
             conn.row_factory = sqlite3.Row
             yield conn
 
@@ -104,7 +106,7 @@ class History:
                 ),
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run.run_id,
@@ -127,6 +129,7 @@ class History:
                         r.output_tokens,
                         None,
                         r.explanation,
+                        r.baseline_status,
                     )
                     for r in results
                 ],
@@ -188,6 +191,13 @@ class History:
         return series
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add columns that newer versions write to databases made by older ones."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    if "baseline_status" not in columns:
+        conn.execute("ALTER TABLE results ADD COLUMN baseline_status TEXT")
+
+
 def _counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for row in conn.execute("SELECT run_id, outcome, COUNT(*) AS n FROM results GROUP BY run_id, outcome"):
@@ -214,5 +224,6 @@ def _result(row: sqlite3.Row) -> EvalResult:
         repeats=row["repeats"] or 1,
         flaky=bool(row["flaky"]),
         input_tokens=row["input_tokens"],
+        baseline_status=row["baseline_status"],
         output_tokens=row["output_tokens"],
     )

@@ -23,6 +23,7 @@ from pytest_agentloop.judge.planner import (
 from pytest_agentloop.results import LiteralVerdict
 from pytest_agentloop.spec import EvalSpec, SuiteSpec, load_suite
 from pytest_agentloop.traces.store import StoreCache, TraceRecord, TraceStore, find_store_root
+from pytest_agentloop.yamlload import paused_gc
 
 STORES_KEY = pytest.StashKey[StoreCache]()
 MARKERS_KEY = pytest.StashKey[set[str]]()
@@ -63,13 +64,17 @@ class EvalFile(pytest.File):
             _check_traces(suite, store)
         except AgentloopError as exc:
             raise self.CollectError(exc.display(self.config.rootpath)) from None
-        for spec in suite.evals:
-            _register_markers(self.config, spec.tags)
-            item = EvalItem.from_parent(self, name=spec.id, spec=spec, suite=suite, store=store)
-            for tag in spec.tags:
-                item.add_marker(tag)
-            item.add_marker("agentloop")
-            yield item
+        with paused_gc():  # thousands of small node objects: the cyclic collector's passes cost more than them
+            items = [self._item(spec, suite, store) for spec in suite.evals]
+        yield from items
+
+    def _item(self, spec: EvalSpec, suite: SuiteSpec, store: TraceStore) -> EvalItem:
+        _register_markers(self.config, spec.tags)
+        item: EvalItem = EvalItem.from_parent(self, name=spec.id, spec=spec, suite=suite, store=store)
+        for tag in spec.tags:
+            item.add_marker(tag)
+        item.add_marker("agentloop")
+        return item
 
 
 def _check_traces(suite: SuiteSpec, store: TraceStore) -> None:

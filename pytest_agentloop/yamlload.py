@@ -7,6 +7,8 @@ which keeps loading close to plain ``yaml.load`` speed.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -61,10 +63,17 @@ def load_yaml(text: str) -> Any:
     hundreds of thousands of acyclic objects, and the collector's passes over
     them cost more than the parse itself.
     """
+    with paused_gc():
+        return yaml.load(text, Loader=LineLoader)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees memory)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return yaml.load(text, Loader=LineLoader)
+        yield
     finally:
         if was_enabled:
             gc.enable()

@@ -72,6 +72,7 @@ class AgentloopSession:
         self.unused, self.torn = 0, 0
         self.results: dict[str, EvalResult] = {}
         self.durations: dict[str, float] = defaultdict(float)
+        self.other_failures: set[str] = set()
         self.run_id = new_run_id()
         self.started = now_utc()
         self.gate: GateOutcome | None = None
@@ -150,6 +151,8 @@ class AgentloopSession:
         """Record each eval's final outcome (setup errors and skips included)."""
         props = dict(report.user_properties)
         if "eval_id" not in props:
+            if report.failed:
+                self.other_failures.add(report.nodeid)
             return
         self.durations[report.nodeid] += report.duration
         if props.get("judge_flaky") == "true":
@@ -195,7 +198,10 @@ class AgentloopSession:
         results = self.final_results()
         history = History(self.settings.history_path(self.config.rootpath))
         try:
-            self.gate = judge_gate(self.settings, history, results, self.run_id, int(session.exitstatus))
+            outside = sorted(self.other_failures) + ["collection"] * (
+                self.broken_eval_files + self.other_collect_errors
+            )
+            self.gate = judge_gate(self.settings, history, results, self.run_id, int(session.exitstatus), outside)
             if self.gate.exit_status is not None and self.gate.exit_status != session.exitstatus:
                 session.exitstatus = pytest.ExitCode(self.gate.exit_status)
             options = {k: v for k, v in vars(self.settings).items() if k != "feedback"}

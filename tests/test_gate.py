@@ -257,3 +257,20 @@ def test_split_command_is_deterministic_stratified_and_keeps_files_valid(pyteste
     assert sorted(by_tag["alpha"]) == ["holdout", "optimization", "optimization"]
     assert sorted(by_tag["beta"]) == ["holdout", "optimization"]
     pytester.runpytest().assert_outcomes(passed=5)
+
+
+def test_python_test_failures_and_broken_files_are_never_excused(pytester, example_copy) -> None:
+    _edit(example_copy, "trace-04", '"Aurora"', "another vendor")
+    pytester.runpytest("evals", OFF)  # baseline: aurora-faq-unreliable already failing
+    (example_copy / "diligence" / "test_extra.py").write_text("def test_python_fails():\n    assert False\n")
+    result = pytester.runpytest("evals", OFF, "--agentloop-baseline=latest", "--agentloop-gate=regressions")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["  not an eval (always counts): *test_extra.py::test_python_fails"])
+    (example_copy / "diligence" / "test_extra.py").unlink()
+    (example_copy / "diligence" / "broken.eval.yaml").write_text("evals: [")
+    result = pytester.runpytest("evals", OFF, "--agentloop-baseline=latest", "--agentloop-gate=regressions")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["  not an eval (always counts): collection"])
+    (example_copy / "diligence" / "broken.eval.yaml").unlink()
+    result = pytester.runpytest("evals", OFF, "--agentloop-baseline=latest", "--agentloop-gate=regressions")
+    assert result.ret == 0

@@ -44,9 +44,17 @@ def now() -> str:
 
 
 def judge_gate(
-    settings: Settings, history: History, results: list[EvalResult], run_id: str, exit_status: int
+    settings: Settings,
+    history: History,
+    results: list[EvalResult],
+    run_id: str,
+    exit_status: int,
+    outside: list[str] | None = None,
 ) -> GateOutcome:
-    """Compare with the baseline and, in ``regressions`` mode, decide the exit status."""
+    """Compare with the baseline and, in ``regressions`` mode, decide the exit status.
+
+    ``outside`` names failures the gate cannot excuse: Python tests and collection errors.
+    """
     outcome = GateOutcome(results=results, exit_status=exit_status)
     if settings.baseline:
         try:
@@ -59,7 +67,9 @@ def judge_gate(
             outcome.diffs = compare(results, baseline)
             outcome.results = annotate(results, outcome.diffs)
     if settings.gate is GateMode.REGRESSIONS:
-        outcome.verdict = decide(results, outcome.diffs)
+        verdict = decide(results, outcome.diffs)
+        extra = tuple(f"not an eval (always counts): {name}" for name in outside or [])
+        outcome.verdict = GateVerdict(verdict.passed and not extra, verdict.reasons + extra)
         if outcome.verdict.passed and exit_status == 1:
             outcome.exit_status = 0  # only pre-existing failures: reported, not failing
     return outcome

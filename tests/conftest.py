@@ -110,7 +110,7 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
 
 
-SECRET_KEY = "sk-test-agentloop-SECRET-0123456789abcdef"
+SECRET_KEY = "test-key-agentloop-SECRET-0123456789abcdef"
 
 
 @pytest.fixture

@@ -76,16 +76,3 @@ def test_example_spans_validate_against_halo(example_copy: Path) -> None:
         span = SpanRecord.model_validate(json.loads(line))
         assert span.kind in {"SPAN_KIND_CLIENT", "SPAN_KIND_INTERNAL"}
         assert span.start_time.endswith("Z") and len(span.start_time) == 30
-
-
-def test_junit_xml_carries_eval_properties(pytester: pytest.Pytester, example_copy: Path) -> None:
-    result = pytester.runpytest("evals", "--junitxml=report.xml", "-k", "parent-rollup")
-    assert result.ret == 0
-    xml = (pytester.path / "report.xml").read_text()
-    for prop in (
-        'name="eval_id" value="parent-rollup"',
-        'name="tags" value="concentration"',
-        'name="split" value="optimization"',
-        'name="trace_label" value="trace-03"',
-    ):
-        assert prop in xml

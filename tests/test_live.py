@@ -1,0 +1,29 @@
+"""Opt-in checks against a real model endpoint; skipped unless AGENTLOOP_LIVE=1 and a key are set."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+live = pytest.mark.skipif(
+    not (os.environ.get("AGENTLOOP_LIVE") == "1" and os.environ.get("OPENAI_API_KEY")),
+    reason="live model tests are opt-in: set AGENTLOOP_LIVE=1 and OPENAI_API_KEY (AGENTLOOP_JUDGE_MODEL optional)",
+)
+
+
+@live
+def test_real_judge_grades_the_example(pytester, example_copy) -> None:
+    (example_copy / "diligence" / "verdicts.jsonl").unlink()
+    result = pytester.runpytest("evals", "-k", "soc2-type-precision", "--agentloop-judge=record")
+    result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
+    stored = (example_copy / "diligence" / "verdicts.jsonl").read_text()
+    assert '"source": "model:' in stored
+    assert os.environ["OPENAI_API_KEY"] not in stored
+
+
+@live
+def test_real_halo_writes_a_checked_handoff(pytester, example_copy) -> None:
+    result = pytester.runpytest_subprocess("evals", "--agentloop-handoff=out/handoff.md", timeout=1200)
+    result.stdout.fnmatch_lines(["handoff (*): *out/handoff.md"])
+    assert (pytester.path / "out" / "handoff.md").read_text().startswith(("<!--", "# Handoff"))

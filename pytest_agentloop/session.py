@@ -126,6 +126,18 @@ class AgentloopSession:
         if judged and not is_worker(self.config):
             self._plan(judged)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """On an xdist worker, start grading the next item while this one runs (it is known to run here)."""
+        if self.planner is None or not is_worker(self.config):
+            return
+        for candidate in (item, nextitem):
+            if isinstance(candidate, EvalItem) and candidate.judged:
+                try:
+                    self.planner.submit(candidate.grade_request())
+                except AgentloopError:
+                    continue
+
     def _plan(self, items: list[EvalItem]) -> None:
         assert self.planner is not None
         for item in items:

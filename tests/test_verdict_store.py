@@ -161,3 +161,11 @@ def test_label_rejects_bad_input(pytester, eval_file, capsys) -> None:
         assert main(["label", "suite.eval.yaml", "--pass", "--reason", "r", "--by", "x"]) == 1
     err = capsys.readouterr().err
     assert "has no rubric to label" in err and "no eval 'zz'; it has a" in err and "is not a node id" in err
+
+
+def test_xdist_workers_grade_ahead_without_duplicate_calls(pytester, judge_env, fake_openai, store) -> None:
+    pytester.makefile(".eval.yaml", suite=MANY)
+    fake_openai.set_responder(lambda request: verdict_reply(delay=0.2))
+    pytester.runpytest(*judge_env, "-n", "2").assert_outcomes(passed=24)
+    assert len(fake_openai.requests) == 24  # one call per rubric: nothing graded twice across workers
+    assert fake_openai.max_in_flight >= 3  # each worker keeps its next item's call in flight

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_agentloop.assertions.registry import lookup, register, unregister
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
     DEFAULT_ARTIFACTS_DIR,
@@ -169,9 +170,17 @@ def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
     _add_settings(group, parser, rows)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add pytest-agentloop's extension points."""
+    from pytest_agentloop import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Build the settings once, declare markers, start the session object."""
+    """Build the settings once, declare markers, register plugin assertion types, start the session object."""
     config.stash[SETTINGS_KEY] = build_settings(config)
+    _register_plugin_assertions(config)
     config.addinivalue_line("markers", "agentloop: an eval collected from an agentloop eval file")
     config.addinivalue_line("markers", "agentloop_trace(ref): the recorded run (label or trace id) a Python eval reads")
     session = AgentloopSession(config)
@@ -180,8 +189,24 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
 
 
+PLUGIN_TYPES_KEY = pytest.StashKey[list[str]]()
+
+
+def _register_plugin_assertions(config: pytest.Config) -> None:
+    """Register the types plugins offer, for this session only."""
+    added = config.stash.setdefault(PLUGIN_TYPES_KEY, [])
+    for kinds in config.hook.pytest_agentloop_assertion_types(config=config):
+        for kind in kinds:
+            if lookup(kind.name) is not None:
+                raise pytest.UsageError(f"assertion type {kind.name!r} is already registered")
+            register(kind)
+            added.append(kind.name)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop the session object."""
+    """Drop the session object and the assertion types plugins registered."""
+    for name in config.stash.get(PLUGIN_TYPES_KEY, []):
+        unregister(name)
     for name in (AgentloopSession.name, "agentloop-xdist"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

@@ -198,8 +198,12 @@ class AgentloopSession:
             VerdictStore(path).rewrite()
         if self.settings.handoff is not None:
             self._write_handoff()
+            if self.handoff is not None:
+                self.config.hook.pytest_agentloop_handoff(config=self.config, outcome=self.handoff)
         if self.results and not self.config.option.collectonly:
             self._finish_gate(session)
+            final = self.gate.results if self.gate is not None else self.final_results()
+            self.config.hook.pytest_agentloop_results(config=self.config, results=final)
 
     def final_results(self) -> list[EvalResult]:
         """Every eval's row with its total duration (setup, call and teardown)."""

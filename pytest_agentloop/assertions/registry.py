@@ -71,6 +71,11 @@ def register(kind: AssertionType) -> AssertionType:
     return kind
 
 
+def unregister(name: str) -> None:
+    """Remove a type registered by a plugin (at the end of its session)."""
+    _REGISTRY.pop(name, None)
+
+
 def lookup(name: str) -> tuple[AssertionType, bool] | None:
     """The type for ``name`` and whether it is negated, or None if unknown."""
     if name in _REGISTRY:

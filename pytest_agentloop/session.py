@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import replace
@@ -68,7 +67,6 @@ class AgentloopSession:
         self.stores: set[Path] = set()
         self.judge_counts: Counter[str] = Counter()
         self.planner: JudgePlanner | None = None
-        self.judge_seconds = 0.0
         self.unused, self.torn = 0, 0
         self.results: dict[str, EvalResult] = {}
         self.durations: dict[str, float] = defaultdict(float)
@@ -185,7 +183,6 @@ class AgentloopSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Stop the judge; workers hand their notes to the controller, which tidies the stores."""
         if self.planner is not None:
-            self.judge_seconds = time.monotonic() - self.planner.stats.started
             self.planner.close()
         if is_worker(self.config):
             self.config.workeroutput[WORKER_KEY] = {  # type: ignore[attr-defined]

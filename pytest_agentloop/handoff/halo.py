@@ -50,10 +50,6 @@ class HaloRun:
     error: str | None = None
 
 
-class HaloFailed(Exception):
-    """HALO raised, timed out, or ended without a final report."""
-
-
 def build_prompt(holdout_note: str) -> str:
     """The request HALO's root agent answers."""
     sections = "\n".join(f"{i}. {name}" for i, name in enumerate(SECTIONS, 1))

@@ -28,8 +28,3 @@ class JudgeEndpoint:
     def url(self) -> str:
         """The base URL requests go to."""
         return self.base_url or DEFAULT_BASE_URL
-
-    @property
-    def configured(self) -> bool:
-        """Whether there are credentials to call it with."""
-        return bool(self.api_key)

@@ -97,8 +97,6 @@ def combine(verdicts: list[Verdict], threshold: float) -> RubricOutcome:
 class PlannerStats:
     """Counts for the terminal summary."""
 
-    human: int = 0
-    stored: int = 0
     calls: int = 0
     errors: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -207,15 +205,8 @@ class JudgePlanner:
         if needed and self.mode is JudgeMode.REPLAY:
             raise MissingVerdict(_missing_message(request, self.endpoint.model, len(needed)))
         fresh = await self._grade_all(request, needed)
-        self._count(found, needed)
         kept = [v for i, v in found.model.items() if i not in needed and i < request.repeat]
         return combine([*([found.human] if found.human else []), *kept, *fresh], request.threshold)
-
-    def _count(self, found: Lookup, needed: list[int]) -> None:
-        if found.human is not None:
-            self.stats.human += 1
-        elif not needed:
-            self.stats.stored += 1
 
     async def _grade_all(self, request: GradeRequest, samples: list[int]) -> list[Verdict]:
         results = await asyncio.gather(*(self._grade(request, i) for i in samples), return_exceptions=True)

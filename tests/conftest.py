@@ -67,6 +67,14 @@ INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
 
 @pytest.fixture(autouse=True)
+def _hermetic(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real model by accident: model variables are cleared unless a test is marked live_model."""
+    if request.node.get_closest_marker("live_model") is None:
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTLOOP_JUDGE_MODEL", "GITHUB_STEP_SUMMARY"):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _quiet_asyncio(request: pytest.FixtureRequest) -> None:
     """Give every pytester project the ini line pytest-asyncio warns without."""
     if "pytester" in request.fixturenames:

@@ -6,10 +6,16 @@ import os
 
 import pytest
 
-live = pytest.mark.skipif(
-    not (os.environ.get("AGENTLOOP_LIVE") == "1" and os.environ.get("OPENAI_API_KEY")),
+_enabled = os.environ.get("AGENTLOOP_LIVE") == "1" and bool(os.environ.get("OPENAI_API_KEY"))
+_skip = pytest.mark.skipif(
+    not _enabled,
     reason="live model tests are opt-in: set AGENTLOOP_LIVE=1 and OPENAI_API_KEY (AGENTLOOP_JUDGE_MODEL optional)",
 )
+
+
+def live(test):  # type: ignore[no-untyped-def]
+    """Opt-in, and exempt from the suite's clearing of model variables."""
+    return pytest.mark.live_model(_skip(test))
 
 
 @live

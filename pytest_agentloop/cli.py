@@ -149,7 +149,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if not rows:
         print("no results match")
         return 0
-    print("eval\truns\tpass_rate\tmin\tmax\tmean\tflip_rate\tpassing_streak")
+    print("eval\truns\tpass_rate\tmin\tmax\tmean\tflip_rate\tpassing_streak\tpassing_since")
     for row in rows:
         print(
             "\t".join(
@@ -162,6 +162,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
                     _fmt(row.mean_score),
                     f"{row.flip_rate:.2f}",
                     str(row.passing_streak),
+                    row.passing_since or "-",
                 ]
             )
         )

@@ -70,6 +70,7 @@ class EvalResult:
     input_tokens: int | None = None
     output_tokens: int | None = None
     baseline_status: str | None = None
+    run_started: str | None = field(default=None, compare=False)
 
     @property
     def passed(self) -> bool:

@@ -131,9 +131,11 @@ def test_history_and_stats_match_outcomes(pytester, example_copy, capsys) -> Non
         f"{sum(scores) / 5:.2f}",
         f"{flips / 4:.2f}",
         "0",
+        "-",
     ]
     steady = rows["evals/diligence/data_quirks.eval.yaml::arr-bridge-does-not-foot"]
-    assert steady[1:] == ["5", "1.00", "1.00", "1.00", "1.00", "0.00", "5"]
+    assert steady[1:8] == ["5", "1.00", "1.00", "1.00", "1.00", "0.00", "5"]
+    assert steady[8] == min(r.started for r in runs)  # passing since the first run
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(pytester.path)
         assert main(["stats", "--split", "holdout"]) == 0

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +175,11 @@ class History:
         return matches[0] if len(matches) == 1 else None
 
     def series(self, since: str | None = None) -> dict[str, list[EvalResult]]:
-        """Every eval's results, oldest run first (for stats)."""
+        """Every eval's results, oldest run first (for stats); ``run_started`` says when each run began."""
         if not self.path.exists():
             return {}
         query = (
-            "SELECT results.* FROM results JOIN runs USING (run_id)"
+            "SELECT results.*, runs.started AS run_started FROM results JOIN runs USING (run_id)"
             + (" WHERE runs.started >= ?" if since else "")
             + " ORDER BY runs.started, runs.run_id"
         )
@@ -187,7 +187,7 @@ class History:
             rows = conn.execute(query, (since,) if since else ()).fetchall()
         series: dict[str, list[EvalResult]] = {}
         for row in rows:
-            series.setdefault(row["nodeid"], []).append(_result(row))
+            series.setdefault(row["nodeid"], []).append(replace(_result(row), run_started=row["run_started"]))
         return series
 
 

@@ -20,6 +20,7 @@ class EvalStats:
     mean_score: float | None
     flip_rate: float
     passing_streak: int
+    passing_since: str | None
 
 
 def eval_stats(nodeid: str, results: list[EvalResult]) -> EvalStats:
@@ -27,11 +28,11 @@ def eval_stats(nodeid: str, results: list[EvalResult]) -> EvalStats:
     judged = [r for r in results if r.passed or r.broken]
     scores = [r.score for r in judged if r.score is not None]
     flips = sum(a.passed != b.passed for a, b in pairwise(judged))
-    streak = 0
+    streak, since = 0, None
     for result in reversed(judged):
         if not result.passed:
             break
-        streak += 1
+        streak, since = streak + 1, result.run_started
     return EvalStats(
         nodeid=nodeid,
         runs=len(judged),
@@ -41,6 +42,7 @@ def eval_stats(nodeid: str, results: list[EvalResult]) -> EvalStats:
         mean_score=sum(scores) / len(scores) if scores else None,
         flip_rate=flips / (len(judged) - 1) if len(judged) > 1 else 0.0,
         passing_streak=streak,
+        passing_since=since,
     )
 
 

@@ -23,7 +23,7 @@ from pytest_agentloop.traces.store import TraceRecord
 
 SCOPE = "pytest-agentloop.optimizer"
 SIGNATURE_CHARS = 160
-VOLATILE = {"duration"}  # differs run to run; kept out so the same inputs give the same file
+VOLATILE = {"duration", "run_started"}  # differs run to run; kept out so the same inputs give the same file
 
 DATASET_CONTEXT = """\
 This JSONL holds an LLM agent's own traces plus synthetic evidence spans written by pytest-agentloop.

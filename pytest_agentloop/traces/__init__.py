@@ -1,1 +1,1 @@
-"""Recorded agent runs: the on-disk store, HALO span lines, and capture."""
+"""Recorded agent runs: the on-disk trace store and span lines in the JSONL shape HALO reads."""

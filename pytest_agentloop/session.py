@@ -22,7 +22,6 @@ from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.finish import GateOutcome, judge_gate, record_run, write_summaries
 from pytest_agentloop.gate.finish import now as now_utc
 from pytest_agentloop.gate.history import History
-from pytest_agentloop.gate.report import terminal_lines
 from pytest_agentloop.handoff.produce import HandoffOutcome
 from pytest_agentloop.handoff.writer import new_run_id, write_handoff
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
@@ -291,8 +290,7 @@ class AgentloopSession:
             )
         for nodeid, votes in sorted(self.flaky.items()):
             write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
-        self._summarise_handoff(write)
-        self._summarise_gate(write)
+        self._summarise_outcomes(write)
         if self.unused:
             write(
                 f"{self.unused} stored verdicts are not used by any collected eval; "
@@ -304,38 +302,20 @@ class AgentloopSession:
                 yellow=True,
             )
 
-    def _summarise_gate(self, write: Any) -> None:
-        if self.gate_error:
-            write(f"agentloop: run history / gate summary not written: {self.gate_error}", red=True)
-        gate = self.gate
-        if gate is None:
-            return
-        for line in terminal_lines(gate.baseline_ref, gate.diffs):
-            write(line)
-        if gate.verdict is not None:
-            state = "passed" if gate.verdict.passed else "FAILED"
-            write(f"gate ({self.settings.gate.value}): {state}", green=gate.verdict.passed, red=not gate.verdict.passed)
-            for reason in gate.verdict.reasons:
-                write(f"  {reason}")
-        for note in gate.notes:
-            write(note)
-        write(f"run {self.run_id} recorded in {self.settings.history_path(self.config.rootpath)}")
-
-    def _summarise_handoff(self, write: Any) -> None:
+    def _summarise_outcomes(self, write: Any) -> None:
+        """The handoff's and the gate's lines, each preceded by its error if it could not finish."""
+        lines: list[tuple[str, str | None]] = []
         if self.handoff_error:
-            write(f"agentloop: no handoff written: {self.handoff_error}", red=True)
-        outcome = self.handoff
-        if outcome is None:
-            return
-        write(f"handoff ({outcome.diagnosis}): {outcome.handoff}")
-        write(f"optimization context: {outcome.context}")
-        if outcome.draft is not None:
-            write(
-                f"HALO's report was kept as a draft ({outcome.draft}); missing: {'; '.join(outcome.problems)}",
-                yellow=True,
-            )
-        for note in outcome.notes:
-            write(f"note: {note}")
+            lines.append((f"agentloop: no handoff written: {self.handoff_error}", "red"))
+        if self.handoff is not None:
+            lines += self.handoff.summary()
+        if self.gate_error:
+            lines.append((f"agentloop: run history / gate summary not written: {self.gate_error}", "red"))
+        if self.gate is not None:
+            lines += self.gate.summary(self.settings.gate.value)
+            lines.append((f"run {self.run_id} recorded in {self.settings.history_path(self.config.rootpath)}", None))
+        for text, colour in lines:
+            write(text, **({colour: True} if colour else {}))
 
 
 class AgentloopWarning(pytest.PytestWarning):

@@ -27,6 +27,14 @@ def _artifacts(store: Path) -> Path:
     return store / "runs" / "trace-01" / "artifacts"
 
 
+def _contract_fails(pytester: pytest.Pytester, eval_file, *seen: str) -> None:
+    """Run the contract eval; it fails and its report shows every ``seen`` pattern."""
+    eval_file(CONTRACT)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(list(seen))
+
+
 def test_complete_run_passes(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     eval_file(CONTRACT)
     pytester.runpytest().assert_outcomes(passed=1)
@@ -35,35 +43,24 @@ def test_complete_run_passes(pytester: pytest.Pytester, eval_file, store: Path) 
 def test_missing_and_empty_artifacts(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "open_questions.md").unlink()
     (_artifacts(store) / "investment_memo.md").write_text("")
-    eval_file(CONTRACT)
-    result = pytester.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*seen:     investment_memo.md: empty; open_questions.md: missing"])
+    _contract_fails(pytester, eval_file, "*seen:     investment_memo.md: empty; open_questions.md: missing")
 
 
 def test_invalid_json_artifact_fails_with_line(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "risk_register.json").write_text('[{"evidence": []},\n oops]')
-    eval_file(CONTRACT)
-    result = pytester.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*risk_register.json is not valid JSON: Expecting value at line 2*"])
+    _contract_fails(pytester, eval_file, "*risk_register.json is not valid JSON: Expecting value at line 2*")
 
 
 def test_wrong_json_shape(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "citations.json").write_text(json.dumps([{"claim_id": "C1", "sources": []}]))
-    eval_file(CONTRACT)
-    result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*item 0 lacks [[]'claim'[]]*"])
+    _contract_fails(pytester, eval_file, "*item 0 lacks [[]'claim'[]]*")
 
 
 def test_csv_missing_column_and_invalid_csv(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "evidence_table.csv").write_text("claim_id,claim\nC1,x\n")
-    eval_file(CONTRACT)
-    result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*missing [[]'sources'[]]*"])
+    _contract_fails(pytester, eval_file, "*missing [[]'sources'[]]*")
     (_artifacts(store) / "evidence_table.csv").write_text('claim_id,claim,sources\nC1,"unterminated\n')
-    result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*evidence_table.csv is not valid CSV*"])
+    _contract_fails(pytester, eval_file, "*evidence_table.csv is not valid CSV*")
 
 
 @pytest.mark.parametrize(
@@ -81,19 +78,14 @@ def test_escaping_sources_fail_and_are_never_opened(
     (_artifacts(store) / "citations.json").write_text(
         json.dumps([{"claim_id": "C1", "claim": "x", "sources": [source]}])
     )
-    eval_file(CONTRACT)
-    result = pytester.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*citations.json: {source!r} escapes the dataroom root (not opened)*"])
+    _contract_fails(pytester, eval_file, f"*citations.json: {source!r} escapes the dataroom root (not opened)*")
 
 
 def test_source_missing_from_dataroom(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "evidence_table.csv").write_text(
         "claim_id,claim,sources\nC1,x,financials/p_and_l.csv;legal/nda.md\n"
     )
-    eval_file(CONTRACT)
-    result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*evidence_table.csv: 'legal/nda.md' does not exist in the dataroom*"])
+    _contract_fails(pytester, eval_file, "*evidence_table.csv: 'legal/nda.md' does not exist in the dataroom*")
 
 
 def test_missing_artifacts_folder_is_an_error(pytester: pytest.Pytester, eval_file, store: Path) -> None:

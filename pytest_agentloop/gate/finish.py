@@ -14,7 +14,7 @@ from pytest_agentloop.config import GateMode, Settings
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.baseline import GateVerdict, SplitDiff, annotate, compare, decide, load_baseline
 from pytest_agentloop.gate.history import History, RunRow
-from pytest_agentloop.gate.report import markdown
+from pytest_agentloop.gate.report import markdown, terminal_lines
 from pytest_agentloop.results import EvalResult
 
 
@@ -28,6 +28,15 @@ class GateOutcome:
     baseline_ref: str | None = None
     exit_status: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    def summary(self, policy: str) -> list[tuple[str, str | None]]:
+        """Terminal lines, each with a colour name or None: the comparison, the verdict and why, notes."""
+        lines: list[tuple[str, str | None]] = [(line, None) for line in terminal_lines(self.baseline_ref, self.diffs)]
+        if self.verdict is not None:
+            passed = self.verdict.passed
+            lines.append((f"gate ({policy}): {'passed' if passed else 'FAILED'}", "green" if passed else "red"))
+            lines += [(f"  {reason}", None) for reason in self.verdict.reasons]
+        return lines + [(note, None) for note in self.notes]
 
 
 def _git(root: Path, *args: str) -> str | None:

@@ -33,6 +33,17 @@ class HandoffOutcome:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def summary(self) -> list[tuple[str, str | None]]:
+        """Terminal lines, each with a colour name or None."""
+        lines: list[tuple[str, str | None]] = [
+            (f"handoff ({self.diagnosis}): {self.handoff}", None),
+            (f"optimization context: {self.context}", None),
+        ]
+        if self.draft is not None:
+            missing = "; ".join(self.problems)
+            lines.append((f"HALO's report was kept as a draft ({self.draft}); missing: {missing}", "yellow"))
+        return lines + [(f"note: {note}", None) for note in self.notes]
+
 
 def holdout_note(evidence: Evidence) -> str:
     """What the prompt says about the holdout set."""

@@ -1,0 +1,5 @@
+"""``python -m pytest_agentloop.cli``."""
+
+from pytest_agentloop.cli import main
+
+raise SystemExit(main())

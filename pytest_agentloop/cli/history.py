@@ -1,0 +1,114 @@
+"""Subcommands over the run history: ``runs``, ``stats``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.fileio import write_atomic
+from pytest_agentloop.gate import stats
+from pytest_agentloop.gate.baseline import export_document
+from pytest_agentloop.gate.history import History
+
+
+def _history(args: argparse.Namespace) -> History:
+    return History(Path(args.history))
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    runs = _history(args).runs(limit=args.limit)
+    if not runs:
+        print(f"no runs recorded in {args.history}")
+        return 0
+    print("run\tstarted\tcommit\tbranch\tharness\texit\tpassed\tfailed\terror\tskipped")
+    for run in runs:
+        counts = [str(run.counts.get(k, 0)) for k in ("passed", "failed", "error", "skipped")]
+        commit = (run.git_commit or "-")[:10]
+        print(
+            "\t".join(
+                [
+                    run.run_id,
+                    run.started,
+                    commit,
+                    run.git_branch or "-",
+                    run.harness_version or "-",
+                    str(run.exit_status),
+                    *counts,
+                ]
+            )
+        )
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    rows = stats.table(_history(args).series(since=args.since), tag=args.tag, split=args.split)
+    if not rows:
+        print("no results match")
+        return 0
+    print("eval\truns\tpass_rate\tmin\tmax\tmean\tflip_rate\tpassing_streak\tpassing_since")
+    for row in rows:
+        print(
+            "\t".join(
+                [
+                    row.nodeid,
+                    str(row.runs),
+                    f"{row.pass_rate:.2f}",
+                    _fmt(row.min_score),
+                    _fmt(row.max_score),
+                    _fmt(row.mean_score),
+                    f"{row.flip_rate:.2f}",
+                    str(row.passing_streak),
+                    row.passing_since or "-",
+                ]
+            )
+        )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    history = _history(args)
+    run_id = history.resolve(args.run_ref)
+    if run_id is None:
+        raise AgentloopError(f"no run {args.run_ref!r} in {args.history}; see `agentloop runs`")
+    run = next(r for r in history.runs() if r.run_id == run_id)
+    meta = {
+        "run_id": run.run_id,
+        "started": run.started,
+        "finished": run.finished,
+        "git_commit": run.git_commit,
+        "git_branch": run.git_branch,
+        "harness_version": run.harness_version,
+        "exit_status": run.exit_status,
+    }
+    text = export_document(meta, history.results(run_id))
+    if args.output:
+        write_atomic(Path(args.output), text)
+        print(f"exported run {run_id} to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``runs``, ``stats`` and ``export``."""
+    default = ".agentloop/history.sqlite"
+    runs = commands.add_parser("runs", help="list recorded runs, newest first")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(run=_cmd_runs)
+    stat = commands.add_parser("stats", help="per eval: runs, pass rate, scores, flip rate, passing streak")
+    stat.add_argument("--tag", help="only evals with this tag")
+    stat.add_argument("--split", choices=["optimization", "holdout"], help="only evals in this split")
+    stat.add_argument("--since", help="only runs started at or after this ISO time (e.g. 2026-11-01)")
+    stat.set_defaults(run=_cmd_stats)
+    export = commands.add_parser("export", help="write a run's results as JSON (a baseline for --agentloop-baseline)")
+    export.add_argument("run_ref", metavar="RUN", help="run id (or unique prefix) or 'latest'")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(run=_cmd_export)
+    for parser in (runs, stat, export):
+        parser.add_argument("--history", default=default, help=f"history database (default: {default})")

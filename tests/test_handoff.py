@@ -200,11 +200,20 @@ def test_report_missing_a_section_is_kept_as_draft(pytester, example_copy, judge
 @pytest.mark.parametrize(
     ("replies", "options", "reason"),
     [
-        ([Reply(fault=Fault.BAD_REQUEST, text="model not found")], [], "HALO failed: *"),
+        (
+            [Reply(fault=Fault.BAD_REQUEST, text="model not found")],
+            [],
+            "HALO stopped at the first refusal: the endpoint answered 400 to the request (model not found)*",
+        ),
+        (
+            [Reply(fault=Fault.BAD_REQUEST, text="the request exceeds the available context size, try increasing it")],
+            [],
+            "HALO stopped at the first refusal: the endpoint answered 400 to a request larger than the model's context window*",
+        ),
         ([Reply(tool_calls=(ToolCall("final_answer", {"answer": ""}),))], [], "HALO ended without a final report"),
         ([Reply(text="{}", delay=5)], ["--agentloop-handoff-timeout=2"], "HALO did not finish within 2s*"),
     ],
-    ids=["raises", "nothing", "timeout"],
+    ids=["refused", "context-size", "nothing", "timeout"],
 )
 def test_halo_failures_fall_back_without_changing_the_exit_code(
     pytester, example_copy, judge_env, fake_openai, replies, options, reason
@@ -219,6 +228,8 @@ def test_halo_failures_fall_back_without_changing_the_exit_code(
     from fnmatch import fnmatch
 
     assert fnmatch(first.split(":** ", 1)[1], reason), first
+    if replies[0].fault is Fault.BAD_REQUEST:  # failed fast: one request, no retries
+        assert [r.path for r in fake_openai.requests] == ["/v1/responses"]
 
 
 def test_xdist_context_matches_serial(pytester, broken_example, monkeypatch) -> None:

@@ -5,14 +5,26 @@ is ever set, so model families that accept only their default still work. Its
 optional code sandbox (Deno/Pyodide) is not needed for diagnosis: when it is
 unavailable HALO prints a long warning, which is captured here and reported
 once.
+
+halo-engine is the ``[halo]`` extra: nothing here imports it until a diagnosis
+is asked for, and :func:`missing_extra` says, in one line, how to install it.
+
+HALO's agent runner retries most 400s up to ten times with backoff (a minute
+and more). A request the endpoint refuses with a 4xx other than 408, 409 or
+429 (a context larger than the model's window, an unknown model, a bad key)
+fails the same way every time, so the run is stopped at the first one:
+:class:`FailFast` watches the failures HALO reports on its logger and cancels
+the run, and the handoff falls back to the evidence at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import io
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +34,22 @@ from typing import Any
 from pytest_agentloop.handoff.report import FAILURE_CLASSES, SECTIONS, SUBSECTIONS
 
 SANDBOX_MARKER = "run_code disabled"
+INSTALL_HALO = "pip install 'pytest-agentloop[halo]' (uv: uv add 'pytest-agentloop[halo]')"
+RETRYABLE_4XX = frozenset({408, 409, 429})
+_RUNNER_LOG = "engine.agents.openai_agent_runner"
+_FAILED = re.compile(r"llm call failed .* \(status=(\d+) code=([^)]*)\)")
+_BODY = re.compile(r"llm status-error body for agent_id=[^:]*: (.*)", re.DOTALL)
+
+
+def missing_extra() -> str | None:
+    """Why HALO cannot run here (the ``[halo]`` extra is not installed), or None when it can."""
+    missing = [name for name in ("engine", "agents") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (
+        "HALO is not installed (the [halo] extra of pytest-agentloop); install it with "
+        f"{INSTALL_HALO}; README: In your own project"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,60 @@ class HaloRun:
     steps: int = 0
     sandbox_unavailable: bool = False
     error: str | None = None
+
+
+class FailFast(logging.Handler):
+    """Stop a HALO run at the first request the endpoint refuses for good (a 4xx but 408/409/429).
+
+    HALO logs each failed model call on its runner's logger (status and error
+    code), then the error body, then sleeps before retrying; the run's task is
+    cancelled from here, so it ends during that sleep.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.status: int | None = None
+        self.code = ""
+        self.body = ""
+        self._cancel: Callable[[], object] | None = None
+
+    def arm(self, cancel: Callable[[], object]) -> None:
+        """Call ``cancel`` (thread-safe) when a terminal refusal is seen."""
+        self._cancel = cancel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Read HALO's failure lines; cancel on a terminal 4xx."""
+        message = record.getMessage()
+        failed = _FAILED.search(message)
+        if failed and self.status is None:
+            status = int(failed.group(1)) if failed.group(1).isdigit() else 0
+            if 400 <= status < 500 and status not in RETRYABLE_4XX:
+                self.status, self.code = status, failed.group(2)
+                if self._cancel is not None:
+                    self._cancel()
+        body = _BODY.match(message)
+        if body and self.status is not None and not self.body:
+            self.body = body.group(1)[:300]
+
+    def reason(self) -> str:
+        """The one line the handoff shows."""
+        detail = _error_message(self.body) or (self.code if self.code not in ("", "None") else "")
+        what = "a request larger than the model's context window" if _is_context_error(detail) else "the request"
+        return (
+            f"HALO stopped at the first refusal: the endpoint answered {self.status} to {what}"
+            + (f" ({detail})" if detail else "")
+            + "; a 4xx other than 408/409/429 is not retried"
+        )
+
+
+def _error_message(body: str) -> str:
+    match = re.search(r"'message': ['\"](.*?)['\"](?:,|\})", body)
+    return (match.group(1) if match else body).strip()[:200]
+
+
+def _is_context_error(detail: str) -> bool:
+    lowered = detail.lower()
+    return "context" in lowered and any(word in lowered for word in ("exceed", "length", "size", "too long"))
 
 
 def build_prompt(holdout_note: str) -> str:
@@ -77,35 +159,63 @@ def run_halo(
     """Run HALO in a thread of its own (its own event loop) within the time budget."""
     result = HaloRun()
     captured = io.StringIO()
+    guard = FailFast()
+
+    async def guarded() -> None:
+        task = asyncio.ensure_future(_stream(context, settings, prompt, dataset_context, result, on_step))
+        loop = asyncio.get_running_loop()
+        guard.arm(lambda: loop.call_soon_threadsafe(task.cancel))
+        try:
+            await asyncio.wait_for(task, timeout=settings.timeout)
+        except asyncio.CancelledError:
+            if guard.status is None:
+                raise
+            result.error = guard.reason()
 
     def target() -> None:
         try:
-            asyncio.run(
-                asyncio.wait_for(
-                    _stream(context, settings, prompt, dataset_context, result, on_step), timeout=settings.timeout
-                )
-            )
+            asyncio.run(guarded())
         except TimeoutError:
             result.error = f"HALO did not finish within {settings.timeout:g}s (--agentloop-handoff-timeout)"
         except Exception as exc:
-            result.error = f"HALO failed: {type(exc).__name__}: {exc}"
+            result.error = guard.reason() if guard.status is not None else f"HALO failed: {type(exc).__name__}: {exc}"
 
-    sandbox_log = logging.getLogger("engine.sandbox.sandbox")
-    previous = sandbox_log.level
-    sandbox_log.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stderr(captured):
-            thread = threading.Thread(target=target, name="agentloop-halo", daemon=True)
-            thread.start()
-            thread.join(settings.timeout + 30)
-    finally:
-        sandbox_log.setLevel(previous)
+    with _quiet_sandbox(), _watching(guard), contextlib.redirect_stderr(captured):
+        thread = threading.Thread(target=target, name="agentloop-halo", daemon=True)
+        thread.start()
+        thread.join(settings.timeout + 30)
     result.sandbox_unavailable = SANDBOX_MARKER in captured.getvalue()
     if thread.is_alive():
         result.error = f"HALO did not stop within {settings.timeout:g}s"
     if result.error is None and not result.report:
         result.error = "HALO ended without a final report"
     return result
+
+
+@contextlib.contextmanager
+def _quiet_sandbox() -> Any:
+    """HALO's sandbox warning is long; it is read from stderr and reported once."""
+    sandbox_log = logging.getLogger("engine.sandbox.sandbox")
+    previous = sandbox_log.level
+    sandbox_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        sandbox_log.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _watching(guard: FailFast) -> Any:
+    """Attach ``guard`` to HALO's runner logger (DEBUG, for the error body) and detach it after."""
+    runner_log = logging.getLogger(_RUNNER_LOG)
+    previous = runner_log.level
+    runner_log.setLevel(logging.DEBUG)
+    runner_log.addHandler(guard)
+    try:
+        yield
+    finally:
+        runner_log.removeHandler(guard)
+        runner_log.setLevel(previous)
 
 
 async def _stream(

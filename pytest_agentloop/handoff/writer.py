@@ -13,7 +13,7 @@ import pytest
 from pytest_agentloop.config import Settings
 from pytest_agentloop.handoff.context import Evidence
 from pytest_agentloop.handoff.evidence import gather
-from pytest_agentloop.handoff.halo import HaloSettings
+from pytest_agentloop.handoff.halo import HaloSettings, missing_extra
 from pytest_agentloop.handoff.produce import HandoffOutcome, Say, produce
 from pytest_agentloop.handoff.report import RunInfo
 from pytest_agentloop.results import EvalResult
@@ -44,6 +44,17 @@ def halo_settings(settings: Settings) -> HaloSettings | None:
     )
 
 
+def halo_or_reason(settings: Settings) -> tuple[HaloSettings | None, str]:
+    """HALO's settings, or None and the one line saying why there is no diagnosis (no key, no [halo] extra)."""
+    halo = halo_settings(settings)
+    if halo is None:
+        return None, f"no model endpoint is configured (${settings.judge_key_env} is not set)"
+    missing = missing_extra()
+    if missing is not None:
+        return None, missing
+    return halo, ""
+
+
 def write_handoff(
     config: pytest.Config, settings: Settings, results: list[EvalResult], say: Say, run_id: str
 ) -> HandoffOutcome:
@@ -56,9 +67,8 @@ def write_handoff(
     evidence = gather(results, root, settings.traces_dirname, harness, [Path(p) for p in settings.feedback])
     command = shlex.join(["pytest", *config.invocation_params.args])
     run = RunInfo(run_id=run_id, harness_version=evidence.harness_version, command=command)
-    halo = halo_settings(settings)
-    why = f"no model endpoint is configured (${settings.judge_key_env} is not set)" if halo is None else ""
-    return produce(evidence, run, target, artifacts / "runs" / run_id, halo, say, why)
+    halo, why = halo_or_reason(settings)
+    return _noted(produce(evidence, run, target, artifacts / "runs" / run_id, halo, say, why), why)
 
 
 def rerun_handoff(run_dir: Path, settings: Settings, target: Path | None, say: Say) -> HandoffOutcome:
@@ -75,6 +85,12 @@ def rerun_handoff(run_dir: Path, settings: Settings, target: Path | None, say: S
         harness_version=str(meta.get("harness_version") or ""),
     )
     run = RunInfo(run_id=str(meta["run_id"]), harness_version=evidence.harness_version, command=str(meta["command"]))
-    halo = halo_settings(settings)
-    why = f"no model endpoint is configured (${settings.judge_key_env} is not set)" if halo is None else ""
-    return produce(evidence, run, target or run_dir / "handoff.md", run_dir, halo, say, why, context_text)
+    halo, why = halo_or_reason(settings)
+    return _noted(produce(evidence, run, target or run_dir / "handoff.md", run_dir, halo, say, why, context_text), why)
+
+
+def _noted(outcome: HandoffOutcome, why: str) -> HandoffOutcome:
+    """A missing [halo] extra is said in the terminal too, not only at the top of the handoff."""
+    if why.startswith("HALO is not installed"):
+        outcome.notes.append(why)
+    return outcome

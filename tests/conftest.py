@@ -133,3 +133,46 @@ def judge_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI) -> list[
 def verdict_reply(passed: bool = True, score: float = 1.0, reason: str = "fine", **kwargs: Any) -> Reply:
     """A judge answer as the fake server sends it."""
     return Reply(text=json.dumps({"pass": passed, "score": score, "reason": reason}), **kwargs)
+
+
+# --- The outside project and the system tier -------------------------------------------------------------
+
+# tests/outside/ holds fixture projects (their own evals and conftests); they are copied and run, never collected.
+collect_ignore = ["outside"]
+
+OUTSIDE = Path(__file__).resolve().parent / "outside"
+
+
+@pytest.fixture
+def support_project(pytester: pytest.Pytester) -> Path:
+    """A copy of the second-domain suite (a customer-support agent) as the pytester project."""
+    shutil.copytree(OUTSIDE / "support", pytester.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".agentloop"))
+    return pytester.path
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up the time of tests marked ``system`` (heavy real tools), to print it apart."""
+    if "system" in report.keywords:
+        _SYSTEM_TIME[report.when] = _SYSTEM_TIME.get(report.when, 0.0) + report.duration
+        if report.when == "call":
+            _SYSTEM_TIME["count"] = _SYSTEM_TIME.get("count", 0.0) + 1
+
+
+_SYSTEM_TIME: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line with the system tier's own time (setup, call and teardown of every ``system`` test)."""
+    count = int(_SYSTEM_TIME.get("count", 0))
+    if count:
+        total = sum(v for k, v in _SYSTEM_TIME.items() if k != "count")
+        terminalreporter.write_line(f"system tier: {count} tests, {total:.1f}s (summed over workers)")
+
+
+def tool_cache() -> Path:
+    """Where system tests keep tools they build or download: ``$AGENTLOOP_CACHE`` or ~/.cache/pytest-agentloop."""
+    import os
+
+    root = Path(os.environ.get("AGENTLOOP_CACHE") or Path.home() / ".cache" / "pytest-agentloop")
+    root.mkdir(parents=True, exist_ok=True)
+    return root

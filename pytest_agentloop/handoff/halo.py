@@ -171,12 +171,12 @@ def run_halo(
             if guard.status is None:
                 raise
             result.error = guard.reason()
+        except TimeoutError:  # said now: shutting HALO's loop down may wait on its worker threads
+            result.error = f"HALO did not finish within {settings.timeout:g}s (--agentloop-handoff-timeout)"
 
     def target() -> None:
         try:
             asyncio.run(guarded())
-        except TimeoutError:
-            result.error = f"HALO did not finish within {settings.timeout:g}s (--agentloop-handoff-timeout)"
         except Exception as exc:
             result.error = guard.reason() if guard.status is not None else f"HALO failed: {type(exc).__name__}: {exc}"
 
@@ -185,7 +185,7 @@ def run_halo(
         thread.start()
         thread.join(settings.timeout + 30)
     result.sandbox_unavailable = SANDBOX_MARKER in captured.getvalue()
-    if thread.is_alive():
+    if thread.is_alive() and result.error is None:
         result.error = f"HALO did not stop within {settings.timeout:g}s"
     if result.error is None and not result.report:
         result.error = "HALO ended without a final report"

@@ -62,6 +62,15 @@ def test_evidence_handoff_carries_the_support_feedback_and_harness(pytester, sup
     assert "**Harness version:** `v003`" in (support_project / "out" / "handoff.md").read_text()
 
 
+def test_the_core_imports_neither_halo_nor_the_agents_sdk() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", IMPORTS_NOTHING_HEAVY], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "heavy modules at import: []" in done.stdout
+
+
 @NEEDS_DEEP_TYPES
 def test_custom_type_resolves_from_the_project_root(pytester, support_project, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

@@ -255,3 +255,35 @@ def test_rerun_from_saved_run(pytester, example_copy, judge_env, fake_openai, mo
     code = main(["handoff", str(run_dir), "--base-url", fake_openai.base_url, "--model", "halo-x"])
     assert code == 0
     assert check_report((run_dir / "handoff.md").read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "stops"),
+    [(400, True), (401, True), (404, True), (408, False), (409, False), (429, False), (500, False), (503, False)],
+)
+def test_fail_fast_stops_on_terminal_4xx_only(status: int, stops: bool) -> None:
+    """HALO's runner logs each failed call (status, code), then the body; only a terminal 4xx cancels the run."""
+    import logging
+
+    from pytest_agentloop.handoff.halo import FailFast
+
+    guard, cancels = FailFast(), []
+    guard.arm(lambda: cancels.append(1))
+    log = logging.getLogger("engine.agents.openai_agent_runner")
+    for message, args in [
+        (
+            "llm call failed for agent_id=%s with %s (status=%s code=%s) (failure %s of %s)",
+            ("root", "E", status, None, 1, 10),
+        ),
+        (
+            "llm status-error body for agent_id=%s: %s",
+            ("root", {"error": {"message": "context size exceeded", "code": status}}),
+        ),
+    ]:
+        guard.handle(log.makeRecord(log.name, logging.WARNING, __file__, 1, message, args, None))
+    assert cancels == ([1] if stops else [])
+    if stops:
+        assert guard.reason() == (
+            f"HALO stopped at the first refusal: the endpoint answered {status} to a request larger than the model's "
+            "context window (context size exceeded); a 4xx other than 408/409/429 is not retried"
+        )

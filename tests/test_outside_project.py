@@ -169,12 +169,13 @@ def _suite_and_handoff(project: Project, pytest_cmd: list[str], fake_openai, *, 
     """The suite passes; with a key, the handoff is HALO's (with [halo]) or names the missing extra (core)."""
     from test_handoff import REPORT, halo_script
 
-    out = project.run(*pytest_cmd, *TODAY, "-p", "no:cacheprovider", label="suite")
+    which = "[halo]" if halo else "core"
+    out = project.run(*pytest_cmd, *TODAY, "-p", "no:cacheprovider", label=f"suite ({which})")
     assert "6 passed" in out
     fake_openai.set_responder(halo_script(REPORT))
     project.env["OPENAI_API_KEY"] = "test-key-outside-project"
     options = [f"--agentloop-judge-base-url={fake_openai.base_url}", "--agentloop-judge-model=judge-1"]
-    out = project.run(*pytest_cmd, *TODAY, "--agentloop-handoff=out/handoff.md", *options, label="handoff")
+    out = project.run(*pytest_cmd, *TODAY, "--agentloop-handoff=out/handoff.md", *options, label=f"handoff ({which})")
     del project.env["OPENAI_API_KEY"]
     handoff = (project.root / "out" / "handoff.md").read_text()
     if halo:

@@ -104,7 +104,7 @@ def _ini(pytester: pytest.Pytester) -> None:
 
 def run_with_halo(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """HALO imports much lazily; a subprocess keeps pytester's module snapshots out of its way."""
-    return pytester.runpytest_subprocess(*args, timeout=120)
+    return pytester.runpytest_subprocess(*args, timeout=300)  # a cap for a busy machine; ~10 s when idle
 
 
 def _context(path: Path) -> list[dict]:

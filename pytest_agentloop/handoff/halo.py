@@ -186,7 +186,10 @@ def run_halo(
         thread.join(settings.timeout + 30)
     result.sandbox_unavailable = SANDBOX_MARKER in captured.getvalue()
     if thread.is_alive() and result.error is None:
-        result.error = f"HALO did not stop within {settings.timeout:g}s"
+        result.error = (
+            f"HALO did not finish within {settings.timeout:g}s (--agentloop-handoff-timeout) "
+            "and was still busy 30s later; it was abandoned"
+        )
     if result.error is None and not result.report:
         result.error = "HALO ended without a final report"
     return result

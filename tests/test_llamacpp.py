@@ -70,14 +70,15 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _judge(pytester: pytest.Pytester, base_url: str, *options: str) -> pytest.RunResult:
+    """Grade the support suite's three rubrics with the model (the authors' labels removed first)."""
+    (pytester.path / "evals" / "support" / "verdicts.jsonl").unlink()
     return pytester.runpytest_subprocess(
         RUBRIC_EVALS,
-        "--agentloop-judge=refresh",
+        "--agentloop-judge=record",
         f"--agentloop-judge-base-url={base_url}",
         f"--agentloop-judge-model={MODEL}",
         "--agentloop-judge-timeout=180",
         "--agentloop-concurrency=2",
-        "--junitxml=judge.xml",
         *options,
         timeout=900,
     )
@@ -94,7 +95,7 @@ def test_judge_chat_api_end_to_end(pytester, support_project, llama_server, monk
     outcomes = result.parseoutcomes()
     assert outcomes.get("error", 0) == 0, result.stdout.str()[-4000:]
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 3
-    result.stdout.fnmatch_lines(["rubric verdicts (refresh mode): 3 model*"])
+    result.stdout.fnmatch_lines(["rubric verdicts (record mode): 3 model"])
     model_verdicts = [v for v in _verdicts(support_project) if v["source"] == f"model:{MODEL}"]
     assert len(model_verdicts) == 3
     assert all(0.0 <= float(v["score"]) <= 1.0 and isinstance(v["pass"], bool) for v in model_verdicts)

@@ -78,14 +78,14 @@ def test_escaping_sources_fail_and_are_never_opened(
     (_artifacts(store) / "citations.json").write_text(
         json.dumps([{"claim_id": "C1", "claim": "x", "sources": [source]}])
     )
-    _contract_fails(pytester, eval_file, f"*citations.json: {source!r} escapes the dataroom root (not opened)*")
+    _contract_fails(pytester, eval_file, f"*citations.json: {source!r} escapes the sources root (not opened)*")
 
 
 def test_source_missing_from_dataroom(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "evidence_table.csv").write_text(
         "claim_id,claim,sources\nC1,x,financials/p_and_l.csv;legal/nda.md\n"
     )
-    _contract_fails(pytester, eval_file, "*evidence_table.csv: 'legal/nda.md' does not exist in the dataroom*")
+    _contract_fails(pytester, eval_file, "*evidence_table.csv: 'legal/nda.md' does not exist under the sources root*")
 
 
 def test_missing_artifacts_folder_is_an_error(pytester: pytest.Pytester, eval_file, store: Path) -> None:

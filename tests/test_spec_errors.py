@@ -167,4 +167,4 @@ def test_broken_record_names_the_file(pytester: pytest.Pytester, eval_file, stor
     (store / "runs" / "trace-01" / "record.json").write_text("{not json")
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*trace-01/record.json: record is not valid JSON*"])
+    result.stdout.fnmatch_lines(["*trace-01/record.json:1: record is not valid JSON: Expecting property name*"])

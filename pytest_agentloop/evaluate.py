@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pytest_agentloop.assertions import CheckInput, lookup
 from pytest_agentloop.assertions.artifacts import UnsafePath, safe_join
-from pytest_agentloop.assertions.limits import CheckAborted, time_limit
+from pytest_agentloop.assertions.limits import CheckAborted, CheckTimedOut, time_limit
 from pytest_agentloop.assertions.registry import AssertionType, Outcome, negate
 from pytest_agentloop.assertions.text import Pattern
 from pytest_agentloop.results import AssertionResult, LiteralVerdict
@@ -80,7 +80,7 @@ def run_assertion(
         outcome = text
     else:
         given = CheckInput(text, artifacts_dir, dataroom_dir, assertion.artifact, assertion.threshold)
-        with time_limit(assertion.timeout, f"{assertion.type} assertion"):
+        with time_limit(assertion.timeout, f"the {assertion.type} assertion"):
             outcome = kind.check(_value(assertion, kind, citations), given)
         outcome = negate(outcome) if negated else outcome
     return AssertionResult(
@@ -135,5 +135,6 @@ def evaluate_literals(
         try:
             results.append(run_assertion(assertion, answer, artifacts_dir, dataroom_dir, spec.citations))
         except CheckAborted as exc:
-            raise CheckAborted(f"eval {spec.id}: {exc.message}", path=spec.path, line=assertion.line) from None
+            message = exc.message if isinstance(exc, CheckTimedOut) else f"{assertion.type} assertion: {exc.message}"
+            raise type(exc)(message, path=spec.path, line=assertion.line) from None
     return literal_verdict(spec, results)

@@ -140,7 +140,11 @@ HARNESS_SCHEMA: dict[str, Any] = {
     "required": ["version"],
     "additionalProperties": False,
     "properties": {
-        "version": {"type": "string", "minLength": 1, "description": "the harness version, like v001"},
+        "version": {
+            "type": ["string", "integer"],
+            "minLength": 1,
+            "description": "the harness version, like v001 (a string or a whole number)",
+        },
         "description": {"type": "string", "description": "one paragraph on what the agent does"},
         "status": {"type": "string", "description": "free text, like draft or promoted"},
         "created_by": {"type": "string", "description": "who wrote this version"},

@@ -16,6 +16,7 @@ file is read and no network request made.
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -25,10 +26,16 @@ from typing import Any
 from pytest_agentloop.assertions.limits import CheckAborted
 
 MAX_DEPTH = 100
-MAX_SCHEMA_CHECKS = 10_000
+MAX_SCHEMA_CHECKS = 200_000
+WINDOW = 64
+EDGE = 16  # longer than any JSON literal, so a literal cut by the window's edge is read as the edge
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-_OPENERS = re.compile(r"[\[{]")
+# An object opens with a key or closes at once; an array opens with a value or closes: prose brackets
+# like "[note]" or "{this}" are never handed to the decoder.
+_OPENERS = re.compile(r'\{\s*["}]|\[\s*(?:[\[{"\-0-9\]]|true|false|null)')
+_CLOSERS = re.compile(r"[\]}]")
 _DECODER = json.JSONDecoder()
+_SCAN: Any = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
 
 
 class SchemaRefError(ValueError):
@@ -79,24 +86,56 @@ def _validator(schema_json: str) -> Any:
     return jsonschema.Draft202012Validator(json.loads(schema_json), registry=Registry())
 
 
+_CONTAINER_TYPES: dict[str, type] = {"object": dict, "array": list}
+
+
+class Schema:
+    """A checked schema's validator, built once per check (no retriever: nothing outside the schema is read)."""
+
+    def __init__(self, schema: object) -> None:
+        self.validator = _validator(json.dumps(schema, sort_keys=True))
+        kind = schema.get("type") if isinstance(schema, dict) else None
+        self.container_type = kind if kind in _CONTAINER_TYPES else None
+
+    def _cannot_fit(self, document: object) -> bool:
+        """A quick no for the common case: a schema for an object, a candidate that is a list (or the reverse)."""
+        return self.container_type is not None and not isinstance(document, _CONTAINER_TYPES[self.container_type])
+
+    def _guard(self, document: object) -> None:
+        if depth(document) > MAX_DEPTH:
+            raise CheckAborted(f"JSON value nested deeper than {MAX_DEPTH} levels; it is not checked against a schema")
+
+    def fits(self, document: object) -> bool:
+        """Whether ``document`` fits (the fast path: no error message is built)."""
+        from referencing.exceptions import Unresolvable
+
+        if self._cannot_fit(document):
+            return False
+        self._guard(document)
+        try:
+            return bool(self.validator.is_valid(document))
+        except Unresolvable as exc:
+            raise CheckAborted(f"the schema's reference {exc} cannot be resolved inside the schema") from None
+
+    def problem(self, document: object) -> str | None:
+        """Why ``document`` does not fit, or None when it does."""
+        import jsonschema
+        from referencing.exceptions import Unresolvable
+
+        self._guard(document)
+        try:
+            error = jsonschema.exceptions.best_match(self.validator.iter_errors(document))
+        except Unresolvable as exc:
+            raise CheckAborted(f"the schema's reference {exc} cannot be resolved inside the schema") from None
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return f"schema violation at {where}: {error.message}"
+
+
 def schema_problem(schema: object, document: object) -> str | None:
     """Why ``document`` does not fit ``schema`` (None when it does, or when there is no schema)."""
-    if schema is None:
-        return None
-    import jsonschema
-    from referencing.exceptions import Unresolvable
-
-    if depth(document) > MAX_DEPTH:
-        raise CheckAborted(f"JSON value nested deeper than {MAX_DEPTH} levels; it is not checked against a schema")
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    try:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    except Unresolvable as exc:
-        raise CheckAborted(f"the schema's reference {exc} cannot be resolved inside the schema") from None
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"schema violation at {where}: {error.message}"
+    return None if schema is None else Schema(schema).problem(document)
 
 
 # -- values -------------------------------------------------------------------
@@ -133,13 +172,29 @@ def loads(text: str) -> object:
 
 
 def _decode_at(text: str, start: int) -> tuple[object, int] | int:
-    """The value at ``start`` and its end, or the offset where decoding failed."""
-    try:
-        return _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        return max(exc.pos, start + 1)
-    except RecursionError:
-        raise CheckAborted(f"JSON at offset {start} is nested too deeply for the parser") from None
+    """The value at ``start`` and its end, or the offset where decoding failed.
+
+    The decoder reads a window that doubles while a failure could be the
+    window's edge (an unterminated string, a cut literal or number): a
+    JSONDecodeError counts the lines before its position, so decoding the
+    whole text from every candidate would cost quadratic time in failures.
+    """
+    width = WINDOW
+    while True:
+        window = text[start : start + width]
+        try:
+            document, end = _SCAN(window, 0)
+            return document, start + end
+        except StopIteration as exc:  # "expecting a value" at exc.value, raised by the C scanner at any depth
+            position, at_edge = int(exc.value), int(exc.value) >= len(window) - EDGE
+        except json.JSONDecodeError as exc:
+            position = exc.pos
+            at_edge = exc.pos >= len(window) - EDGE or exc.msg.startswith("Unterminated string")
+        except RecursionError:
+            raise CheckAborted(f"JSON at offset {start} is nested too deeply for the parser") from None
+        if not at_edge or start + width >= len(text):
+            return start + max(position, 1)
+        width *= 2
 
 
 def _closed_inside(text: str, start: int, stop: int) -> Iterator[tuple[int, int]]:
@@ -165,6 +220,7 @@ def values(text: str) -> Iterator[tuple[int, object]]:
             yield start, found[0]
             position = found[1]
             continue
-        for begin, end in _closed_inside(text, start, found):
-            yield begin, json.loads(text[begin:end])
+        if _CLOSERS.search(text, start + 1, found):
+            for begin, end in _closed_inside(text, start, found):
+                yield begin, json.loads(text[begin:end])
         position = found

@@ -33,6 +33,10 @@ class CheckAborted(AgentloopError):
     """
 
 
+class CheckTimedOut(CheckAborted):
+    """A check stopped at its time limit."""
+
+
 class _Expired(BaseException):
     """Raised inside the check by the alarm; BaseException so a check's own ``except Exception`` cannot swallow it."""
 
@@ -62,7 +66,10 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
     try:
         yield
     except _Expired:
-        raise CheckAborted(f"{what} ran past its time limit of {seconds:g} s") from None
+        raise CheckTimedOut(
+            f"{what} ran past its time limit of {seconds:g} s and was stopped; "
+            f"`timeout:` on the assertion raises the limit (up to {MAX_CHECK_SECONDS:g} s)"
+        ) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)

@@ -212,22 +212,21 @@ def _is_json(value: object, given: CheckInput) -> Outcome:
 
 def _contains_json(value: object, given: CheckInput) -> Outcome:
     expected = "output contains a JSON value" + (" matching the schema" if value else "")
-    last_problem, checks = "no JSON object or array found in " + head(given.text), 0
+    checks, last, schema = 0, None, None if value is None else jsonscan.Schema(value)
     for pos, document in jsonscan.values(given.text):
-        if value is None:
-            return Outcome(True, expected, f"JSON at offset {pos}: {around(given.text, pos)}")
-        for candidate in jsonscan.containers(document):
+        for candidate in [document] if value is None else jsonscan.containers(document):
             checks += 1
             if checks > jsonscan.MAX_SCHEMA_CHECKS:
                 raise CheckAborted(
                     f"more than {jsonscan.MAX_SCHEMA_CHECKS:,} JSON values to check against the schema; "
                     "check a narrower artifact with is-json instead"
                 )
-            problem = jsonscan.schema_problem(value, candidate)
-            if problem is None:
+            if schema is None or schema.fits(candidate):
                 return Outcome(True, expected, f"JSON at offset {pos}: {around(given.text, pos)}")
-            last_problem = f"JSON at offset {pos} does not fit: {problem}"
-    return Outcome(False, expected, last_problem)
+            last = pos, candidate
+    if last is None or schema is None:
+        return Outcome(False, expected, "no JSON object or array found in " + head(given.text))
+    return Outcome(False, expected, f"JSON at offset {last[0]} does not fit: {schema.problem(last[1])}")
 
 
 # -- size and similarity -------------------------------------------------------

@@ -218,7 +218,8 @@ def check(name: str, data: object, path: Path, *, line: int | None = None, text:
     field, message = found
     what = {"record": "run record", "span": "span line", "harness": "harness"}[name]
     prefix = f"{what}, field {field!r}: " if field else f"{what}: "
-    raise FormatError(prefix + message, path=path, line=line or _line_of_key(text, field))
+    found_line = line or _line_of_key(text, field) or (1 if text is not None else None)
+    raise FormatError(prefix + message, path=path, line=found_line)
 
 
 def provenance_of(value: object) -> dict[str, Any]:

@@ -194,9 +194,15 @@ def problem(name: str, data: object) -> tuple[str | None, str] | None:
     if error.validator == "required":
         return None, f"{error.message}; expected {_allowed(validator.schema, None)}"
     where = "/".join(str(p) for p in error.absolute_path)
-    detail = error.message if len(error.message) < 120 else error.message[:117] + "..."
     allowed = _allowed(validator.schema, field)
-    return field, f"{detail} at {where}" + (f"; expected {allowed}" if allowed else "")
+    if not allowed:
+        return field, f"{_short(error.message)} at {where}"
+    inner = f" at {where}" if len(error.absolute_path) > 1 else ""
+    return field, f"got {_short(repr(error.instance))}{inner}; expected {allowed}"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _line_of_key(text: str | None, field: str | None) -> int | None:

@@ -259,3 +259,42 @@ def test_nul_byte_in_a_cited_path_is_a_failure_not_a_crash(pytester: pytest.Pyte
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*citations.json: 'financials/p_and_l.csv\\x00.md' escapes the sources root*"])
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_an_outer_interval_timer_is_restored() -> None:
+    import signal
+
+    from pytest_agentloop.assertions.limits import time_limit
+
+    def outer(signum: int, frame: object) -> None:
+        raise AssertionError("the outer timer must not fire here")
+
+    previous = signal.signal(signal.SIGALRM, outer)
+    signal.setitimer(signal.ITIMER_REAL, 50)
+    try:
+        with time_limit(5, "a check"):
+            pass
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 45 < remaining <= 50
+        assert signal.getsignal(signal.SIGALRM) is outer
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_python_engine_outside_the_main_thread_is_refused_not_run_unbounded() -> None:
+    import threading
+
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _run("regex", "(a+)+$", "a" * 50_000 + "!", engine="python")
+        except CheckAborted as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert len(caught) == 1
+    assert "only be enforced in the main thread" in str(caught[0])

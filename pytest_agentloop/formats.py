@@ -52,6 +52,7 @@ def _provenance_schema() -> dict[str, Any]:
                 "properties": {
                     "source": {"enum": kinds, "description": words},
                     "by": {"type": "string", "description": "who or what made the run (a person, a model, a tool)"},
+                    "agent": {"type": ["string", "null"], "description": "the agent callable that ran (captures)"},
                     "note": {"type": "string", "description": "free text"},
                 },
             },
@@ -64,7 +65,7 @@ RECORD_SCHEMA: dict[str, Any] = {
     "required": ["trace_id", "label", "question", "harness_version", "model", "created"],
     "additionalProperties": False,
     "properties": {
-        "format": {"const": 1, "description": "the store format, 1"},
+        "format": {"enum": [1, 2], "description": "the store format, 1 or 2 (2: the run keeps its own spans.jsonl)"},
         "trace_id": {"type": "string", "pattern": _HEX32, "description": "32 lowercase hex characters"},
         "label": {"type": "string", "pattern": _LABEL, "description": "a name like trace-01 (letters, digits, ._-)"},
         "question": {"type": "string", "description": "the question or task the run answered"},
@@ -72,6 +73,16 @@ RECORD_SCHEMA: dict[str, Any] = {
         "model": {"type": ["string", "null"], "description": "the model name, or null when unknown"},
         "created": {"type": "string", "pattern": _TIME, "description": "UTC time like 2026-01-12T09:14:03Z"},
         "provenance": _provenance_schema(),
+        "status": {"enum": ["ok", "failed"], "description": "ok or failed (a failed run has no answer.md)"},
+        "error": {"type": ["string", "null"], "description": "why the run failed, or null"},
+        "usage": {
+            "type": "object",
+            "additionalProperties": {"type": ["integer", "null"], "minimum": 0},
+            "description": "token counts: {input_tokens, output_tokens, requests}, whole numbers ≥ 0",
+        },
+        "cost_usd": {"type": ["number", "null"], "minimum": 0, "description": "cost in US dollars, or null"},
+        "wall_seconds": {"type": ["number", "null"], "minimum": 0, "description": "the run's wall time in seconds"},
+        "messages": {"type": "array", "description": "the input messages, when the question was a conversation"},
         "metadata": {"type": "object", "description": "a free-form mapping"},
     },
 }
@@ -95,10 +106,14 @@ SPAN_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "32 lowercase hex characters"},
-        "span_id": {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "16 lowercase hex characters"},
+        "span_id": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{16,32}$",
+            "description": "16 to 32 lowercase hex characters",
+        },
         "parent_span_id": {
             "type": "string",
-            "pattern": "^([0-9a-f]{16})?$",
+            "pattern": "^([0-9a-f]{16,32})?$",
             "description": "the parent's span_id, or '' for a root span",
         },
         "trace_state": {"type": "string", "description": "a string, usually ''"},
@@ -109,7 +124,11 @@ SPAN_SCHEMA: dict[str, Any] = {
             "pattern": _TIME,
             "description": "UTC time like 2026-01-12T09:14:03.000000000Z",
         },
-        "end_time": {"type": "string", "pattern": _TIME, "description": "UTC time like 2026-01-12T09:14:33.000000000Z"},
+        "end_time": {
+            "type": "string",
+            "pattern": f"{_TIME}|^$",
+            "description": "UTC time like 2026-01-12T09:14:33.000000000Z, or '' for a span that never ended",
+        },
         "status": {
             "type": "object",
             "required": ["code"],

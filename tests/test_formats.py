@@ -73,7 +73,10 @@ BAD_RECORDS = {
     "model": ({"model": 5}, "model", "null"),
     "question": ({"question": ["q"]}, "question", "question or task"),
     "harness-version": ({"harness_version": ""}, "harness_version", "harness version"),
-    "format": ({"format": 2}, "format", "store format, 1"),
+    "format": ({"format": 3}, "format", "store format, 1 or 2"),
+    "status": ({"status": "maybe"}, "status", "ok or failed"),
+    "usage": ({"usage": {"input_tokens": -1}}, "usage", "whole numbers ≥ 0"),
+    "cost": ({"cost_usd": "free"}, "cost_usd", "US dollars"),
     "unknown-field": ({"colour": "red"}, "colour", "unknown field"),
     "missing": ({"question": _DROP}, None, "'question' is a required property"),
 }
@@ -290,3 +293,27 @@ def test_harness_not_utf8_or_missing(tmp_path: Path) -> None:
     with pytest.raises(AgentloopError, match="cannot be read") as caught:
         read_harness(tmp_path / "absent.yaml")
     assert caught.value.path == tmp_path / "absent.yaml"
+
+
+def test_a_captured_run_record_and_its_own_span_file(tmp_path: Path) -> None:
+    """Format 2 (what capture writes): extra run fields, and span lines kept in the run's folder."""
+    path = _store_with_record(
+        tmp_path,
+        format=2,
+        status="ok",
+        error=None,
+        usage={"input_tokens": 10, "output_tokens": 5, "requests": 1},
+        cost_usd=0.001,
+        wall_seconds=1.5,
+        provenance={"source": "captured", "agent": "pkg.module:agent"},
+    )
+    sdk_span = _mutate(("span_id",), "493357b1e5ea430face27684")
+    (path.parent / "spans.jsonl").write_text(json.dumps(sdk_span) + "\n" + json.dumps(_mutate(("name",), "")) + "\n")
+    store = TraceStore(tmp_path / "store")
+    assert store.get("trace-01").provenance["source"] == "captured"
+    with pytest.raises(TraceStoreError, match="field 'name'") as caught:
+        store.spans()
+    assert (caught.value.path, caught.value.line) == (path.parent / "spans.jsonl", 2)
+    (path.parent / "spans.jsonl").write_text(json.dumps(sdk_span) + "\n")
+    assert [s["span_id"] for s in store.spans(TRACE_IDS["trace-01"])] == ["493357b1e5ea430face27684"]
+    assert _halo_accepts(sdk_span)

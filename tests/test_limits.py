@@ -117,7 +117,7 @@ def test_contains_json_on_an_adversarial_megabyte_is_linear(text: str) -> None:
         assert "nested too deeply" in str(exc)
     else:
         assert passed is False
-    assert time.perf_counter() - started < 3 * FAST
+    assert time.perf_counter() - started < 5 * FAST  # linear: 1-3 s on shared cores; the old scan took minutes
 
 
 def test_contains_json_finds_a_value_after_a_broken_one() -> None:

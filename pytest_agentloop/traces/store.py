@@ -8,6 +8,7 @@ Layout (format 1)::
                                   model, created, provenance
       runs/<label>/answer.md      the run's final answer text
       runs/<label>/artifacts/     the files the run wrote
+      runs/<label>/spans.jsonl    format 2 (captured runs): the run's own span lines
 
 Record files are small and read when the store opens; answers are read when
 an eval needs them. Every file read from a store must resolve inside the
@@ -210,18 +211,29 @@ class TraceStore:
         return self.root / "spans.jsonl"
 
     def spans(self, trace_id: str | None = None) -> list[dict[str, Any]]:
-        """Span lines of one trace (or all), in file order, each validated (errors name file and line)."""
-        if not self.spans_path.is_file() and not self.spans_path.is_symlink():
-            return []
+        """Span lines of one trace (or all): the store's spans.jsonl, then each run's own (format 2).
+
+        Every line is validated; an error names the file and the line.
+        """
         wanted = None if trace_id is None else normalize_trace_id(trace_id)
-        lines = []
-        with inside(self.root, self.spans_path).open(encoding="utf-8", errors="strict") as handle:
-            for number, line in enumerate(_lines(self.spans_path, handle), 1):
-                if line.strip():
-                    span = _span(self.spans_path, number, line)
-                    if wanted is None or span["trace_id"] == wanted:
-                        lines.append(span)
+        files = [self.spans_path, *(r.run_dir / "spans.jsonl" for r in self._records)]
+        lines: list[dict[str, Any]] = []
+        for path in files:
+            if path.is_file() or path.is_symlink():
+                lines.extend(_read_spans(inside(self.root, path), wanted))
         return lines
+
+
+def _read_spans(path: Path, wanted: str | None) -> list[dict[str, Any]]:
+    """The validated span lines of ``path`` whose trace id is ``wanted`` (all when None), in file order."""
+    lines = []
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(_lines(path, handle), 1):
+            if line.strip():
+                span = _span(path, number, line)
+                if wanted is None or span["trace_id"] == wanted:
+                    lines.append(span)
+    return lines
 
 
 def _lines(path: Path, handle: Any) -> Iterator[str]:

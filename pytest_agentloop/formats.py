@@ -177,6 +177,10 @@ HARNESS_SCHEMA: dict[str, Any] = {
         },
         "tool_policy": {"type": "object", "description": "a mapping: tools, roots, required artifacts, rules"},
         "tools": {"type": "array", "description": "a list of tool descriptions"},
+        "output_contract": {
+            "type": "object",
+            "description": "what the agent must write: artifacts, shapes, where cited sources live (a mapping)",
+        },
         "metadata": {"type": "object", "description": "a free-form mapping"},
     },
 }

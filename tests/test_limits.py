@@ -298,3 +298,9 @@ def test_python_engine_outside_the_main_thread_is_refused_not_run_unbounded() ->
     thread.join(timeout=30)
     assert len(caught) == 1
     assert "only be enforced in the main thread" in str(caught[0])
+
+
+def test_equals_json_on_deep_nesting_is_an_answer_not_a_crash() -> None:
+    assert _run("equals", [[1]], "[" * 800 + "]" * 800)[0] is False
+    with pytest.raises(CheckAborted, match="nested too deeply"):
+        _run("equals", [[1]], "[" * 100_000 + "]" * 100_000)

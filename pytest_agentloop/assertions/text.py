@@ -169,9 +169,11 @@ def _equals(value: object, given: CheckInput) -> Outcome:
 def _equals_json(value: object, given: CheckInput) -> Outcome:
     expected = f"output is JSON equal to {head(json.dumps(value))}"
     try:
-        parsed = json.loads(given.text)
+        parsed = jsonscan.loads(given.text)
     except json.JSONDecodeError as exc:
         return Outcome(False, expected, f"output is not JSON: {exc}")
+    if jsonscan.depth(parsed) != jsonscan.depth(value):  # unequal, and no deep recursion comparing them
+        return Outcome(False, expected, f"JSON nested {jsonscan.depth(parsed)} levels deep: {head(given.text)}")
     return Outcome(parsed == value, expected, head(json.dumps(parsed)))
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+import pytest_agentloop.authoring.generate
+import pytest_agentloop.authoring.insights  # noqa: F401 - imported once here: pytester drops modules a test imports
 from pytest_agentloop.cli import main
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply, Request
 

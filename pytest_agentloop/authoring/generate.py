@@ -31,7 +31,7 @@ from pytest_agentloop.authoring import checks, yamlwrite
 from pytest_agentloop.authoring.feedback import Feedback
 from pytest_agentloop.authoring.model import Answer, Call, Caller
 from pytest_agentloop.authoring.prompts import GENERATE_VERSION, generate_prompt
-from pytest_agentloop.authoring.schema import check_item, envelope, eval_models, items, strict_schema
+from pytest_agentloop.authoring.schema import check_item, envelope, eval_model, items, strict_schema
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.spec import DEFAULT_THRESHOLD, EvalSpec, SuiteSpec, load_suite
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -149,7 +149,8 @@ def plan(
 ) -> tuple[list[Call], list[TraceRecord], list[Any]]:
     """One call per trace that has input feedback, with its record and the model of one definition."""
     types = names()
-    ids = [r.trace_id for r in store]
+    item = eval_model([r.trace_id for r in store], types)
+    schema = strict_schema(envelope(item))
     calls: list[Call] = []
     records: list[TraceRecord] = []
     models: list[Any] = []
@@ -157,11 +158,8 @@ def plan(
         given = [f for f in inputs if f.trace_id == record.trace_id]
         if not given:
             continue
-        item = eval_models(ids, types, [f.id for f in given])
         system, user = generate_prompt(store, record, given, types, _existing_lines(existing, record, store))
-        call = Call(
-            "generation", record.label, system, user, "generated_evals", strict_schema(envelope(item)), GENERATE_VERSION
-        )
+        call = Call("generation", record.label, system, user, "generated_evals", schema, GENERATE_VERSION)
         calls.append(call)
         records.append(record)
         models.append(item)
@@ -197,7 +195,7 @@ def to_mapping(data: dict[str, Any], store: TraceStore, given: Sequence[str], an
         "generated": True,
         "model": answer.model,
         "prompt_version": GENERATE_VERSION,
-        "from": sorted(set(data["sources"]) or set(given)),
+        "from": sorted(set(data["sources"]) & set(given) or set(given)),
         "recording": answer.key,
     }
     return mapping

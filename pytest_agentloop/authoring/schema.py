@@ -52,7 +52,7 @@ def insight_model(trace_ids: Sequence[str]) -> type[BaseModel]:
     )
 
 
-def eval_models(trace_ids: Sequence[str], types: Sequence[str], sources: Sequence[str]) -> type[BaseModel]:
+def eval_model(trace_ids: Sequence[str], types: Sequence[str]) -> type[BaseModel]:
     """One generated eval definition; the answer is ``{"evals": [<this>, ...]}``."""
     assertion = create_model(
         "LiteralAssertion",
@@ -75,7 +75,7 @@ def eval_models(trace_ids: Sequence[str], types: Sequence[str], sources: Sequenc
         pass_example=(str, ...),
         fail_example=(str, ...),
         threshold=(float, Field(description="judge score needed to pass, 0-1 (0.8 usual)")),
-        sources=(list[_literal(sources)], Field(description="ids of the feedback this eval comes from")),  # type: ignore[misc]
+        sources=(list[str], Field(description="ids of the feedback this eval comes from")),
     )
 
 
@@ -114,7 +114,7 @@ class Checked:
     reason: str | None = None
 
 
-_FIELD_WORDS = {"trace": "trace", "type": "assertion type", "scoring": "scoring method", "sources": "feedback id"}
+_FIELD_WORDS = {"trace": "trace", "type": "assertion type", "scoring": "scoring method"}
 
 
 def check_item(model: type[BaseModel], raw: Any) -> Checked:

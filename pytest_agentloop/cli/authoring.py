@@ -5,20 +5,27 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_agentloop.authoring import generate, insights, locate
+from pytest_agentloop.authoring import locate
 from pytest_agentloop.authoring.feedback import INSIGHT, Feedback, FeedbackError, FeedbackFile, read_files
-from pytest_agentloop.authoring.model import Caller, Mode, recordings
 from pytest_agentloop.cli.common import eval_files
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.store import TraceStore
 
+if TYPE_CHECKING:  # the model modules import the openai client: only when a command runs
+    from pytest_agentloop.authoring.generate import Outcome
+    from pytest_agentloop.authoring.model import Caller
+
 INSIGHTS_FILE = "insights.jsonl"
 SOURCES = ("feedback", "insights")
+MODES = ("replay", "record", "refresh")
 
 
 def _caller(args: argparse.Namespace, ini: locate.Ini, store: TraceStore) -> Caller:
+    from pytest_agentloop.authoring.model import Caller, Mode, recordings
+
     overrides = {name: getattr(args, name) for name in ("model", "base_url", "api", "key_env", "timeout", "retries")}
     endpoint, key_env = locate.endpoint(ini, {k: None if v is None else str(v) for k, v in overrides.items()})
     mode = Mode(args.mode) if args.mode else (Mode.RECORD if endpoint.api_key else Mode.REPLAY)
@@ -38,6 +45,8 @@ def _insights_path(args: argparse.Namespace, feedback: list[Path]) -> Path:
 
 
 def _cmd_insights(args: argparse.Namespace) -> int:
+    from pytest_agentloop.authoring import insights
+
     ini = locate.read_ini(Path.cwd())
     files = _feedback_files(args, ini)
     store = locate.trace_store(ini, files[0].parent, args.traces)
@@ -89,6 +98,8 @@ def _siblings(target: Path) -> list[EvalSpec]:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from pytest_agentloop.authoring import generate
+
     ini = locate.read_ini(Path.cwd())
     files = _feedback_files(args, ini)
     target = Path(args.out)
@@ -106,7 +117,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 1 if outcome.rejected else 0
 
 
-def _report(outcome: generate.Outcome, target: Path, dry_run: bool, caller: Caller) -> None:
+def _report(outcome: Outcome, target: Path, dry_run: bool, caller: Caller) -> None:
     source = f"model {caller.endpoint.model}, {caller.mode.value} mode"
     if dry_run:
         print(f"dry run: nothing written ({len(outcome.written)} evals would go to {target}; {source})")
@@ -127,7 +138,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--traces", default=None, help="trace store folder (default: the nearest traces/)")
     parser.add_argument("--trace", action="append", default=[], help="only this trace, label or id (repeat)")
-    parser.add_argument("--mode", choices=[m.value for m in Mode], default=None, help="record with a key, else replay")
+    parser.add_argument("--mode", choices=MODES, default=None, help="record with a key, else replay")
     parser.add_argument("--recordings", default=None, help="recordings file (default: recordings.jsonl in the suite)")
     parser.add_argument("--model", default=None, help="model (default: the judge's, agentloop_judge_model)")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: the judge's)")

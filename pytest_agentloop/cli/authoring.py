@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_agentloop.authoring import locate
-from pytest_agentloop.authoring.feedback import INSIGHT, Feedback, FeedbackError, FeedbackFile, read_files
+from pytest_agentloop.authoring.feedback import Feedback, FeedbackError, FeedbackFile, read_files
 from pytest_agentloop.cli.common import eval_files
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.spec import EvalSpec, load_suite
@@ -30,7 +29,10 @@ def _caller(args: argparse.Namespace, ini: locate.Ini, store: TraceStore) -> Cal
     endpoint, key_env = locate.endpoint(ini, {k: None if v is None else str(v) for k, v in overrides.items()})
     mode = Mode(args.mode) if args.mode else (Mode.RECORD if endpoint.api_key else Mode.REPLAY)
     store_file = recordings(locate.recordings_path(store, args.recordings))
-    return Caller(endpoint, mode, store_file, args.concurrency, key_env)
+    concurrency = args.concurrency if args.concurrency is not None else int(ini.text("agentloop_concurrency") or 8)
+    if concurrency < 1:
+        raise AgentloopError(f"--concurrency must be at least 1, got {concurrency}")
+    return Caller(endpoint, mode, store_file, concurrency, key_env)
 
 
 def _feedback_files(args: argparse.Namespace, ini: locate.Ini) -> list[Path]:
@@ -72,11 +74,7 @@ def _inputs(args: argparse.Namespace, files: list[Path]) -> tuple[list[Feedback]
         paths.append(insight_file)
     every = read_files(paths)
     human = [f for f in every if f.is_human]
-    wanted = [
-        f
-        for f in every
-        if ("feedback" if f.is_human else "insights") in kinds and f.source in (INSIGHT, "human_feedback")
-    ]
+    wanted = [f for f in every if ("feedback" if f.is_human else "insights") in kinds]
     if args.trace:
         wanted = [f for f in wanted if f.label in args.trace or f.trace_id in args.trace]
     if args.tag:
@@ -147,10 +145,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per call (default: the judge's, 60)")
     parser.add_argument("--retries", type=int, default=None, help="retries per call (default: the judge's, 4)")
     parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=int(os.environ.get("AGENTLOOP_CONCURRENCY", 8)),
-        help="calls in flight (default: 8)",
+        "--concurrency", type=int, default=None, help="calls in flight (default: agentloop_concurrency, 8)"
     )
 
 

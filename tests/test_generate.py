@@ -260,3 +260,25 @@ def test_generate_without_a_recording_or_key_says_how_to_get_one(
     assert code != 0
     assert "no recorded answer for generation for trace-03" in err and "set $OPENAI_API_KEY" in err
     assert not (pytester.path / TARGET).exists()
+
+
+def test_a_check_passing_on_an_output_rated_bad_is_refused_and_tag_selects_feedback(
+    pytester: pytest.Pytester,
+    suite: Path,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add = ["feedback", "add", "trace-02", "--theme", "board_arr", "--summary", "Trusts the board figure.", "--bad"]
+    assert agentloop(capsys, *add, "--by", "lee")[0] == 0
+    passes_anyway = definition("mentions-board", trace=TRACE_02, tags=["board_arr"])
+    passes_anyway["assertions"] = [{"type": "icontains", "value": "$43.0M", "artifact": None}]
+    fake_openai.set_responder(script({TRACE_02: [passes_anyway]}))
+    args = [*model_args(fake_openai, monkeypatch), "--tag", "board_arr", "--from", "feedback", "-o", TARGET]
+    code, out, _ = agentloop(capsys, "generate", *args)
+    assert code == 1
+    assert "mentions-board  not written: contradicts a person's rating: all 1 literal checks pass on it" in out
+    assert "(trace rated bad in hf-06)" in out
+    [request] = fake_openai.requests  # --tag: only trace-02's feedback with that theme was sent
+    assert "Feedback hf-06 (human_feedback, reviewer lee)" in request.text()
+    assert "Feedback hf-02" not in request.text()

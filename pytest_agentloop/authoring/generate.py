@@ -105,13 +105,14 @@ def open_target(path: Path, store: TraceStore) -> Target:
 
 
 def _default_header(target: Path, store: TraceStore) -> dict[str, Any]:
-    """``agentloop: 1``, plus ``traces:``/``dataroom:`` when collection would not find them alone."""
+    """``agentloop: 1``; ``traces:`` when the store is not beside the file; ``dataroom:`` when the suite has one."""
     header: dict[str, Any] = {"agentloop": 1}
     folder = target.parent.resolve()
     if store.root.resolve().parent != folder:
         header["traces"] = _relative(store.root.resolve(), folder)
-    if (folder / "dataroom").is_dir():
-        header["dataroom"] = "dataroom"
+    dataroom = store.root.resolve().parent / "dataroom"
+    if dataroom.is_dir():
+        header["dataroom"] = _relative(dataroom, folder)
     return header
 
 

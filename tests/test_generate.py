@@ -180,12 +180,14 @@ def test_near_duplicate_of_an_existing_eval_is_reported(
 ) -> None:
     existing = yaml.safe_load((suite / "financing_risk.eval.yaml").read_text())["evals"][0]
     twin = definition("runway-again", scoring="hybrid", rubric=existing["rubric"].replace("PASS if", "PASS when"))
-    fake_openai.set_responder(script({TRACE_01: [twin]}))
+    first, again = definition("first"), definition("same-checks-again")
+    fake_openai.set_responder(script({TRACE_01: [twin, first, again]}))
     args = [*model_args(fake_openai, monkeypatch), "--trace", "trace-01", "-o", TARGET]
     code, out, _ = agentloop(capsys, "generate", *args)
     assert code == 1
     assert "runway-again  not written: near-duplicate of financing_risk.eval.yaml::runway-named" in out
-    assert not (pytester.path / TARGET).exists()
+    assert "same-checks-again  not written: near-duplicate of first, generated above" in out
+    assert list(_evals(pytester)) == ["first"]
 
 
 @pytest.mark.parametrize(

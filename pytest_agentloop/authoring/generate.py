@@ -225,6 +225,7 @@ class Generation:
         self.outcome = Outcome()
         self.new: list[dict[str, Any]] = []
         self.replace: dict[str, dict[str, Any]] = {}
+        self.accepted: list[EvalSpec] = []
 
     def run(self, inputs: Sequence[Feedback], caller: Caller) -> Outcome:
         """Ask (or replay), check every definition, write what passes."""
@@ -277,6 +278,7 @@ class Generation:
             self.replace[eval_id] = mapping
         else:
             self.new.append(mapping)
+        self.accepted.append(spec)
         self._say("~" if replacing else "+", eval_id, self._describe(spec, mapping, replacing) + note)
 
     def _refusal(self, spec: EvalSpec, suite: SuiteSpec, replacing: bool) -> tuple[str | None, str]:
@@ -285,6 +287,9 @@ class Generation:
         twin = checks.near_duplicate(spec, others, self.store)
         if twin is not None:
             return f"near-duplicate of {twin.path.name}::{twin.id} (same trace, same rubric or checks)", ""
+        twin = checks.near_duplicate(spec, self.accepted, self.store)
+        if twin is not None:
+            return f"near-duplicate of {twin.id}, generated above (same trace, same rubric or checks)", ""
         ratings = [f for f in self.ratings if f.trace_id == self.store.get(spec.trace).trace_id]
         found = checks.contradictions(spec, suite, self.store, ratings)
         if not found:

@@ -83,7 +83,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         rating = f", rated {item.rating}" if item.rating else ""
         print(f"{item.id}\t{item.label}\t{item.theme or '-'}\t{item.source} {who}{rating}")
         for text in item.lines():
-            print(f"    {text}")
+            if not text.startswith("rating: "):  # already on the header line
+                print(f"    {text}")
         shown += 1
     print(f"{shown} feedback lines")
     return 0

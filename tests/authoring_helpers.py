@@ -74,9 +74,11 @@ Script = Callable[[Request], Reply]
 
 
 def script(generations: dict[str, list[dict[str, Any]]] | None = None) -> Script:
-    """Answers insight calls with one observation and generation calls from ``generations`` (by trace id)."""
+    """Answers insight calls with one observation, generation calls from ``generations`` (by trace id), the judge with a pass."""
 
     def answer(request: Request) -> Reply:
+        if "<<<OUTPUT " in request.text():  # the judge grading a generated rubric eval
+            return Reply(text=json.dumps({"pass": True, "score": 0.9, "reason": "ties the burn to a raise"}))
         trace = asked_trace(request)
         if "Write eval definitions" in request.text():
             return Reply(text=json.dumps({"evals": (generations or {}).get(trace, [])}))

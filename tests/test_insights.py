@@ -20,7 +20,7 @@ from authoring_helpers import (
 
 from pytest_agentloop.authoring.feedback import read_files
 from pytest_agentloop.handoff.context import Evidence, build_context
-from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply, Request
+from pytest_agentloop.testing.fake_openai import FakeOpenAI, Fault, Reply, Request
 from pytest_agentloop.traces.store import TraceStore
 
 
@@ -160,3 +160,34 @@ def test_insights_become_llm_feedback_spans_that_halo_accepts(
     payload = json.loads(insight["attributes"]["input.value"])
     assert payload["observations"] == [f"observation on {TRACE_01[:6]}"] and payload["model"] == "fake-1"
     assert insight["parent_span_id"]  # hangs under the trace's root span
+
+
+def test_rate_limits_are_retried_and_a_failing_endpoint_is_named(
+    suite: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*model_args(fake_openai, monkeypatch), "--trace", "trace-02"]
+    fake_openai.push(Reply(fault=Fault.RATE_LIMIT), Reply(text=json.dumps({"trace": TRACE_02, "observations": ["o"]})))
+    assert agentloop(capsys, "insights", *args)[0] == 0
+    assert len(fake_openai.requests) == 2
+    fake_openai.push(Reply(fault=Fault.SERVER_ERROR, text="overloaded"))
+    code, _, err = agentloop(capsys, "insights", *args, "--mode", "refresh", "--retries", "0")
+    assert code != 0
+    assert (
+        f"insight for trace-02: endpoint {fake_openai.base_url} (model fake-1) answered HTTP 500: " in err
+        and "overloaded" in err
+    )
+    assert len(lines(suite.parent.parent / INSIGHTS)) == 1  # the earlier insight is kept as it was
+
+
+def test_the_ini_is_read_from_pyproject_toml(pytester: pytest.Pytester) -> None:
+    from pytest_agentloop.authoring.locate import read_ini
+
+    (pytester.path / "pytest.ini").unlink(missing_ok=True)
+    (pytester.path / "tox.ini").unlink(missing_ok=True)
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nagentloop_feedback = ["a/f.jsonl", "b/g.jsonl"]\nagentloop_judge_model = "m-2"\n'
+    )
+    (pytester.path / "sub").mkdir()
+    ini = read_ini(pytester.path / "sub")
+    assert ini.paths("agentloop_feedback") == [pytester.path / "a/f.jsonl", pytester.path / "b/g.jsonl"]
+    assert ini.text("agentloop_judge_model") == "m-2"

@@ -213,6 +213,7 @@ def test_a_malformed_answer_is_an_error_and_nothing_is_half_written(
     target = pytester.path / TARGET
     target.write_text((suite / "financing_risk.eval.yaml").read_text())
     before = target.read_bytes()
+    hidden = sorted(p.name for p in target.parent.iterdir() if p.name.startswith("."))
     fake_openai.push(reply)
     args = [*model_args(fake_openai, monkeypatch), "--trace", "trace-01", "--from", "feedback", "-o", TARGET]
     code, _, err = agentloop(capsys, "generate", *args)
@@ -221,7 +222,7 @@ def test_a_malformed_answer_is_an_error_and_nothing_is_half_written(
     assert "not valid JSON" in err or "the answer has no 'evals' list" in err
     assert target.read_bytes() == before
     assert not (pytester.path / RECORDINGS).exists()
-    assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".")) == hidden  # no temp files
 
 
 def test_dry_run_writes_nothing_and_replay_without_a_key_reproduces_the_file(

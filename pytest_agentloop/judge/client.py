@@ -56,8 +56,15 @@ class Answer:
 
 def schema_refused(exc: openai.BadRequestError) -> bool:
     """Whether a 400 says the endpoint does not accept the JSON schema (the one 400 worth asking again)."""
-    text = f"{getattr(exc, 'param', None) or ''} {exc.message}".lower()
+    text = f"{getattr(exc, 'param', None) or ''} {_detail(exc)}".lower()
     return any(word in text for word in SCHEMA_WORDS)
+
+
+def _detail(exc: openai.APIStatusError) -> str:
+    """The server's own error message when it sent one, else the client's."""
+    body = exc.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) and message else exc.message
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -139,7 +146,7 @@ class OpenAIJudge:
             key = f"; the judge's key is read from ${self.endpoint.key_env}, which is {state}"
         return JudgeError(
             f"judge endpoint {self.endpoint.url} answered HTTP {exc.status_code} "
-            f"(model {self.endpoint.model}): {_one_line(exc.message)}{key}"
+            f"(model {self.endpoint.model}): {_one_line(_detail(exc))}{key}"
         )
 
     def _cut(self) -> JudgeError:

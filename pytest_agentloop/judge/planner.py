@@ -228,7 +228,10 @@ class JudgePlanner:
         await loop.run_in_executor(self._writer, self.on_new, request.store_path, verdicts)
 
     async def _resolve(self, request: GradeRequest) -> RubricOutcome:
-        index = self._index(request.store_path)
+        try:
+            index = self._index(request.store_path)
+        except UnreadableVerdicts as exc:
+            raise UnreadableVerdicts(f"eval {request.eval_id}: {exc}") from None
         inputs = self._inputs(request)
         found = index.find(human_key(inputs), model_key(inputs, self.endpoint.model, PROMPT_VERSION))
         if self.mode is JudgeMode.REFRESH:
@@ -341,7 +344,7 @@ def _missing_message(
     )
     found = "".join(f" Found: {note}." for note in notes)
     return (
-        f"eval {request.eval_id}: {what} for its rubric on the current inputs "
+        f"eval {request.eval_id}: {what} for its rubric on the current output "
         f"(judge mode replay, judge model {endpoint.model}).{found} {how}"
     )
 

@@ -351,3 +351,18 @@ def test_no_api_key_in_store_or_reports(pytester, eval_file, judge_env, fake_ope
     texts += [p.read_text() for p in pytester.path.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".xml"}]
     assert all(SECRET_KEY not in text for text in texts)
     assert fake_openai.requests[0].headers["authorization"] == f"Bearer {SECRET_KEY}"  # it was sent, only to the judge
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--agentloop-judge-max-tokens=-1", "*expected a number of at least 0, got '-1'*"),
+        ("--agentloop-judge-api=completions", "*'completions' is not one of auto, responses, chat*"),
+        ("--agentloop-judge-schema=maybe", "*'maybe' is not one of on, off*"),
+        ("--agentloop-judge-context-kb=0", "*expected a positive number, got '0'*"),
+    ],
+)
+def test_bad_judge_options_are_usage_errors(pytester, option: str, message: str) -> None:
+    result = pytester.runpytest(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

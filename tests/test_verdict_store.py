@@ -282,3 +282,12 @@ def test_verdict_codec_round_trips_and_checks_types() -> None:
         codec.from_json({**codec.to_json(verdict), "score": float("inf")})
     with pytest.raises(ValueError, match="missing field 'reason'"):
         codec.from_json({k: v for k, v in codec.to_json(verdict).items() if k != "reason"})
+
+
+def test_a_valid_last_line_without_its_newline_is_kept_by_a_writer(pytester, eval_file) -> None:
+    eval_file(JUDGED + "  - {id: k, title: K, trace: trace-01, scoring: llm_judge, rubric: S}\n")
+    assert _label(pytester) == 0
+    path = pytester.path / "verdicts.jsonl"
+    path.write_text(path.read_text().rstrip("\n"))  # hand-edited: the last line lost its newline
+    assert _label(pytester, "suite.eval.yaml::k") == 0
+    assert sorted(json.loads(line)["eval_id"] for line in path.read_text().splitlines()) == ["j", "k"]

@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -86,16 +85,18 @@ def test_killed_writer_leaves_a_readable_store(tmp_path: Path) -> None:
         "score=1.0, reason='r' * 200, source='model:m', judge_model='m', prompt_version='1', created='t')\n"
         "s = VerdictStore(__import__('pathlib').Path(sys.argv[1]))\n"
         "n = 1\n"
-        "while True:\n    s.append([_verdict(n)]); n += 1\n"
+        "while True:\n"
+        "    s.append([_verdict(n)]); n += 1\n"
+        "    if n == 20: print('ready', flush=True)\n"
     )
     env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], env=env)
-    time.sleep(1.0)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"  # 19 appends acknowledged, more under way
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = VerdictStore(path)
     verdicts = store.read()
-    assert len(verdicts) > 1 and verdicts[0].eval_id == "e0"
+    assert len(verdicts) >= 20 and [v.eval_id for v in verdicts[:20]] == [f"e{n}" for n in range(20)]
 
 
 def test_torn_line_is_reported_and_left_alone_by_replay(pytester, eval_file, judge_env, fake_openai) -> None:

@@ -155,7 +155,7 @@ class EvalItem(pytest.Item):
         try:
             self.record = self.store.get(self.spec.trace)
             _ = self.record.answer
-            if needs_artifacts(self.spec):
+            if needs_artifacts(self.spec) or self.spec.judge_context:
                 self.record.require_artifacts()
             self._check_literals(self.record)
         except AgentloopError as exc:

@@ -304,3 +304,22 @@ def test_equals_json_on_deep_nesting_is_an_answer_not_a_crash() -> None:
     assert _run("equals", [[1]], "[" * 800 + "]" * 800)[0] is False
     with pytest.raises(CheckAborted, match="nested too deeply"):
         _run("equals", [[1]], "[" * 100_000 + "]" * 100_000)
+
+
+def test_judge_context_through_an_artifacts_symlink_is_refused(
+    pytester: pytest.Pytester, eval_file, store: Path
+) -> None:
+    outside = _outside(pytester)
+    (outside / "artifacts" / "ticket.json").write_text('{"secret": "SECRET-OUTSIDE"}')
+    artifacts = store / "runs" / "trace-01" / "artifacts"
+    for child in artifacts.iterdir():
+        child.unlink()
+    artifacts.rmdir()
+    artifacts.symlink_to(outside / "artifacts", target_is_directory=True)
+    eval_file(
+        "evals:\n  - {id: a, title: A, trace: trace-01, scoring: llm_judge, rubric: R, judge_context: [ticket.json]}\n"
+    )
+    result = pytester.runpytest("--agentloop-judge=replay")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*traces/runs/trace-01/artifacts: resolves outside the trace store*not read*"])
+    result.stdout.no_fnmatch_line("*SECRET-OUTSIDE*")

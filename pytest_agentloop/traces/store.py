@@ -67,8 +67,8 @@ class TraceRecord:
 
     @property
     def artifacts_dir(self) -> Path:
-        """Folder holding the files the run wrote."""
-        return self.run_dir / "artifacts"
+        """Folder holding the files the run wrote; a :class:`TraceStoreError` if it leads out of the store."""
+        return self._inside(self.run_dir / "artifacts")
 
     def _inside(self, path: Path) -> Path:
         return path if self.store_root is None else inside(self.store_root, path)
@@ -86,7 +86,6 @@ class TraceRecord:
 
     def require_artifacts(self) -> Path:
         """The artifacts folder, or a clear error if the recording lacks one or it leads out of the store."""
-        self._inside(self.artifacts_dir)
         if not self.artifacts_dir.is_dir():
             raise TraceStoreError(
                 f"run {self.label!r} (trace {self.trace_id}) has no artifacts folder; "

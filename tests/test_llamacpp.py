@@ -71,7 +71,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _judge(pytester: pytest.Pytester, base_url: str, *options: str) -> pytest.RunResult:
     """Grade the support suite's three rubrics with the model (the authors' labels removed first)."""
-    (pytester.path / "evals" / "support" / "verdicts.jsonl").unlink()
+    (pytester.path / "evals" / "support" / "verdicts.jsonl").unlink(missing_ok=True)
     return pytester.runpytest_subprocess(
         RUBRIC_EVALS,
         "--agentloop-judge=record",
@@ -101,13 +101,20 @@ def test_judge_chat_api_end_to_end(pytester, support_project, llama_server, monk
     assert all(0.0 <= float(v["score"]) <= 1.0 and isinstance(v["pass"], bool) for v in model_verdicts)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the judge's API choice for non-OpenAI endpoints (issue 10 item 9)")
-def test_judge_default_api_end_to_end(pytester, support_project, llama_server, monkeypatch) -> None:
+def test_judge_default_api_picks_chat_and_caps_tokens(pytester, support_project, llama_server, monkeypatch) -> None:
+    """The default (auto) API is Chat Completions for a server that is not OpenAI's, and says so; a tight
+    output-token cap is sent and a verdict cut by it is an error naming the option, never a pass."""
     monkeypatch.setenv("OPENAI_API_KEY", "llama-cpp-needs-no-key")
     result = _judge(pytester, llama_server)
     outcomes = result.parseoutcomes()
     assert outcomes.get("error", 0) == 0, result.stdout.str()[-4000:]
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 3
+    result.stdout.fnmatch_lines(
+        [f"agentloop: resolving 3 rubric verdicts (record mode, judge {MODEL} via Chat Completions at *(auto: *"]
+    )
+    capped = _judge(pytester, llama_server, "--agentloop-judge-max-tokens=4")
+    capped.assert_outcomes(errors=3)
+    capped.stdout.fnmatch_lines(["*--agentloop-judge-max-tokens*"])
 
 
 def test_halo_refused_by_the_server_falls_back_at_once(pytester, support_project, llama_server, monkeypatch) -> None:

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-NEEDS_CONTRACT = pytest.mark.xfail(
-    strict=True, reason="needs the generic artifact contract (sources_root/citations, json-shape type: object)"
-)
 NEEDS_DEEP_TYPES = pytest.mark.xfail(
     strict=True, reason="needs custom assertion types from sub-folder conftests in `pytest evals/` and in the CLI"
 )
@@ -87,14 +84,12 @@ def test_cli_validates_files_with_a_custom_type(pytester, support_project, monke
     assert main(["validate", "evals/support/tickets.eval.yaml"]) == 0
 
 
-@NEEDS_CONTRACT
 def test_declared_artifact_contract_holds(pytester, support_project, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     result = pytester.runpytest("evals/support/contract.eval.yaml")
     result.assert_outcomes(passed=3)
 
 
-@NEEDS_CONTRACT
 def test_declared_artifact_contract_names_what_broke(pytester, support_project, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     artifacts = support_project / "evals" / "support" / "traces" / "runs" / "sup-02" / "artifacts"
@@ -102,7 +97,14 @@ def test_declared_artifact_contract_names_what_broke(pytester, support_project, 
     (artifacts / "ticket.json").write_text(json.dumps([{"ticket_id": "T-2210"}]))
     result = pytester.runpytest("evals/support/contract.eval.yaml")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*../harness.yaml*", "*top level is a list, not an object*"])
+    result.stdout.fnmatch_lines(
+        [
+            "  FAILED evals/support/contract.eval.yaml:16: json-shape on ticket.json",
+            "      seen:     top level is a list, not an object",
+            "  FAILED evals/support/contract.eval.yaml:19: sources-resolve",
+            "      seen:     citations.json: '../harness.yaml' escapes the sources root (not opened)",
+        ]
+    )
 
 
 # --- system tier: install the plugin into a fresh project, the documented ways ---------------------------
@@ -170,8 +172,8 @@ def _suite_and_handoff(project: Project, pytest_cmd: list[str], fake_openai, *, 
     from test_handoff import REPORT, halo_script
 
     which = "[halo]" if halo else "core"
-    out = project.run(*pytest_cmd, *TODAY, "-p", "no:cacheprovider", label=f"suite ({which})")
-    assert "6 passed" in out
+    out = project.run(*pytest_cmd, "evals/support/", "-p", "no:cacheprovider", label=f"suite ({which})")
+    assert "9 passed" in out
     fake_openai.set_responder(halo_script(REPORT))
     project.env["OPENAI_API_KEY"] = "test-key-outside-project"
     options = [f"--agentloop-judge-base-url={fake_openai.base_url}", "--agentloop-judge-model=judge-1"]

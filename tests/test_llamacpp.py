@@ -79,9 +79,35 @@ def _judge(pytester: pytest.Pytester, base_url: str, *options: str) -> pytest.Ru
         f"--agentloop-judge-model={MODEL}",
         "--agentloop-judge-timeout=180",
         "--agentloop-concurrency=2",
+        "--junitxml=judge.xml",
         *options,
         timeout=900,
     )
+
+
+MODEL_FAULT = "'score' must be a number from 0 to 1"  # a 135M model may say 5; that is an error, and allowed here
+
+
+def _ended(pytester: pytest.Pytester) -> dict[str, str]:
+    """Each rubric eval's end: "passed", "failed", or its error message (from the JUnit report)."""
+    import xml.etree.ElementTree as ET
+
+    ended = {}
+    for case in ET.parse(pytester.path / "judge.xml").iter("testcase"):
+        fault = case.find("error")
+        failure = case.find("failure")
+        ended[case.get("name", "")] = (
+            fault.get("message", "") if fault is not None else "failed" if failure is not None else "passed"
+        )
+    return ended
+
+
+def _assert_plumbing(pytester: pytest.Pytester, allowed_error: str = MODEL_FAULT) -> None:
+    """Three verdicts came back through the whole path; the only errors are the model's own answers."""
+    ended = _ended(pytester)
+    assert len(ended) == 3, ended
+    errors = [how for how in ended.values() if how not in ("passed", "failed")]
+    assert all(allowed_error in how for how in errors), errors
 
 
 def _verdicts(project: Path) -> list[dict[str, object]]:
@@ -91,14 +117,12 @@ def _verdicts(project: Path) -> list[dict[str, object]]:
 
 def test_judge_chat_api_end_to_end(pytester, support_project, llama_server, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "llama-cpp-needs-no-key")
-    result = _judge(pytester, llama_server, "--agentloop-judge-api=chat")
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("error", 0) == 0, result.stdout.str()[-4000:]
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 3
-    result.stdout.fnmatch_lines(["rubric verdicts (record mode): 3 model"])
-    model_verdicts = [v for v in _verdicts(support_project) if v["source"] == f"model:{MODEL}"]
-    assert len(model_verdicts) == 3
-    assert all(0.0 <= float(v["score"]) <= 1.0 and isinstance(v["pass"], bool) for v in model_verdicts)
+    _judge(pytester, llama_server, "--agentloop-judge-api=chat")
+    _assert_plumbing(pytester)
+    stored = [v for v in _verdicts(support_project) if v["source"] == f"model:{MODEL}"]
+    graded = [how for how in _ended(pytester).values() if how in ("passed", "failed")]
+    assert len(stored) == len(graded)  # every verdict given was stored, none invented
+    assert all(0.0 <= float(v["score"]) <= 1.0 and isinstance(v["pass"], bool) for v in stored)
 
 
 def test_judge_default_api_picks_chat_and_caps_tokens(pytester, support_project, llama_server, monkeypatch) -> None:
@@ -106,15 +130,13 @@ def test_judge_default_api_picks_chat_and_caps_tokens(pytester, support_project,
     output-token cap is sent and a verdict cut by it is an error naming the option, never a pass."""
     monkeypatch.setenv("OPENAI_API_KEY", "llama-cpp-needs-no-key")
     result = _judge(pytester, llama_server)
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("error", 0) == 0, result.stdout.str()[-4000:]
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 3
+    _assert_plumbing(pytester)
     result.stdout.fnmatch_lines(
         [f"agentloop: resolving 3 rubric verdicts (record mode, judge {MODEL} via Chat Completions at *(auto: *"]
     )
-    capped = _judge(pytester, llama_server, "--agentloop-judge-max-tokens=4")
-    capped.assert_outcomes(errors=3)
-    capped.stdout.fnmatch_lines(["*--agentloop-judge-max-tokens*"])
+    _judge(pytester, llama_server, "--agentloop-judge-max-tokens=4")
+    ended = _ended(pytester)
+    assert len(ended) == 3 and all("--agentloop-judge-max-tokens" in how for how in ended.values()), ended
 
 
 def test_halo_refused_by_the_server_falls_back_at_once(pytester, support_project, llama_server, monkeypatch) -> None:

@@ -8,6 +8,7 @@ Layout (format 1)::
                                   model, created, provenance
       runs/<label>/answer.md      the run's final answer text
       runs/<label>/artifacts/     the files the run wrote
+      runs/<label>/spans.jsonl    format 2 (captured runs): the run's own span lines
 
 Record files are small and read when the store opens; answers are read when
 an eval needs them.
@@ -146,24 +147,30 @@ class TraceStore:
         return self.root / "spans.jsonl"
 
     def spans(self, trace_id: str | None = None) -> list[dict[str, Any]]:
-        """Span lines of one trace (or all), in file order."""
-        if not self.spans_path.is_file():
-            return []
+        """Span lines of one trace (or all): the store's spans.jsonl, then each run's own (format 2)."""
         wanted = None if trace_id is None else normalize_trace_id(trace_id)
-        lines = []
-        with self.spans_path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    span = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TraceStoreError(
-                        f"span line is not JSON: {exc.msg}", path=self.spans_path, line=number
-                    ) from None
-                if wanted is None or span.get("trace_id") == wanted:
-                    lines.append(span)
+        files = [self.spans_path, *(r.run_dir / "spans.jsonl" for r in self._records)]
+        lines: list[dict[str, Any]] = []
+        for path in files:
+            if path.is_file():
+                lines.extend(_read_spans(path, wanted))
         return lines
+
+
+def _read_spans(path: Path, wanted: str | None) -> list[dict[str, Any]]:
+    """The span lines of ``path`` whose trace id is ``wanted`` (all when None), in file order."""
+    lines = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                span = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TraceStoreError(f"span line is not JSON: {exc.msg}", path=path, line=number) from None
+            if wanted is None or span.get("trace_id") == wanted:
+                lines.append(span)
+    return lines
 
 
 class StoreCache:

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_agentloop.agent.live import register_live
+from pytest_agentloop.agent.options import add_options as add_live_options
 from pytest_agentloop.assertions.registry import lookup, register, unregister
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
@@ -54,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _judge_options(group, parser)
     _handoff_options(group, parser)
     _gate_options(group, parser)
+    add_live_options(group, parser, _add_settings)
     parser.addini(
         "agentloop_eval_files",
         type="args",
@@ -187,6 +190,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
+    register_live(config)
 
 
 PLUGIN_TYPES_KEY = pytest.StashKey[list[str]]()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,27 @@ def test_live_without_a_key_is_a_usage_error(pytester: pytest.Pytester, example_
 
 def _unused(*_: Any) -> None:
     return None
+
+
+def _outcomes(result: pytest.RunResult) -> dict[str, str]:
+    found = {}
+    for line in result.stdout.lines:
+        match = re.search(r"(PASSED|FAILED|ERROR) (evals/\S+)", line) or re.match(r"^(evals/\S+::\S+) (PASSED|FAILED|ERROR)", line)
+        if match:
+            status, nodeid = (match.group(1), match.group(2)) if match.group(1).isupper() else (match.group(2), match.group(1))
+            found[nodeid] = status
+    return found
+
+
+def test_xdist_gives_the_same_outcomes_and_runs_each_question_once(pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]) -> None:
+    serial_server = Server(scripts(example_copy, trace_04=escape_steps()))
+    fake_openai.set_responder(serial_server)
+    serial = _outcomes(pytester.runpytest(*live_env, "-v"))
+    parallel_server = Server(scripts(example_copy, trace_04=escape_steps()))
+    fake_openai.set_responder(parallel_server)
+    result = pytester.runpytest(*live_env, "-v", "-n", "2")
+    assert _outcomes(result) == serial and len(serial) == 20
+    assert list(serial.values()).count("ERROR") == 4
+    assert parallel_server.agent.calls == serial_server.agent.calls  # each question ran once, not once per worker
+    assert parallel_server.agent.calls["runway and burn"] == 4 and parallel_server.agent.calls["security review"] == 1
+    assert len(list((pytester.path / ".agentloop" / "runs").iterdir())) == 2  # one folder per session, workers share it

@@ -132,6 +132,8 @@ class LiveRuns:
             self.items[item.nodeid] = item
             self.item_keys[item.nodeid] = [self._plan(question, n, planned, labels) for n in range(self.live.repeat)]
         self.pool.start(list(planned.values()), self.finished.put)
+        if not planned:
+            return
         self._say(
             f"agentloop: live: {len(planned)} runs of harness {self.setup.harness.version} "
             f"({self.live.agent}, concurrency {self.live.concurrency}) into {self._display(self.pool.store)}"

@@ -98,6 +98,8 @@ class LivePool:
 
     def start(self, planned: list[Planned], done: Done) -> None:
         """Start every planned run (each key once); ``done(key)`` is called as each finishes."""
+        if not planned:
+            return
         (self.store / "runs").mkdir(parents=True, exist_ok=True)
         (self.folder / "locks").mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.new_event_loop()

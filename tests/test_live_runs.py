@@ -189,3 +189,14 @@ def test_xdist_gives_the_same_outcomes_and_runs_each_question_once(pytester: pyt
     assert parallel_server.agent.calls == serial_server.agent.calls  # each question ran once, not once per worker
     assert parallel_server.agent.calls["runway and burn"] == 4 and parallel_server.agent.calls["security review"] == 1
     assert len(list((pytester.path / ".agentloop" / "runs").iterdir())) == 2  # one folder per session, workers share it
+
+
+def test_the_budget_stops_starting_runs(pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]) -> None:
+    fake_openai.set_responder(Server(scripts(example_copy)))
+    # one run: 4 calls of 11 in / 7 out tokens at gpt-5.1 prices = $0.000335; a second would pass $0.0005
+    result = pytester.runpytest(*live_env, "--agentloop-budget=0.0005")
+    runs = list((fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json"))
+    assert len(runs) == 1
+    result.stdout.fnmatch_lines(["*live run trace-0* not started: the budget of $0.0005 could be passed ($0.0003 spent*"])
+    outcomes = result.parseoutcomes()
+    assert outcomes["errors"] >= 15 and outcomes["errors"] + outcomes.get("passed", 0) == 20

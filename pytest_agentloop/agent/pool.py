@@ -65,7 +65,12 @@ class Ledger:
     spent: float = 0.0
     largest: float = 0.0
     in_flight: int = 0
+    settled: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def probing(self) -> bool:
+        """With a budget, the first run goes alone: until it ends there is no cost to estimate from."""
+        return self.budget is not None and self.settled == 0 and self.in_flight > 0
 
     def reserve(self) -> bool:
         """Whether one more run may start: spent, plus every run in flight and this one at the dearest run's cost."""
@@ -79,6 +84,7 @@ class Ledger:
         """A run finished, costing ``cost``."""
         with self.lock:
             self.in_flight -= 1
+            self.settled += 1
             self.spent += cost or 0.0
             self.largest = max(self.largest, cost or 0.0)
 
@@ -95,6 +101,7 @@ class LivePool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._settled: asyncio.Event | None = None
 
     def start(self, planned: list[Planned], done: Done) -> None:
         """Start every planned run (each key once); ``done(key)`` is called as each finishes."""
@@ -124,7 +131,7 @@ class LivePool:
 
     async def _obtain(self, plan: Planned) -> TraceRecord:
         if self._gate is None:
-            self._gate = asyncio.Semaphore(self.concurrency)
+            self._gate, self._settled = asyncio.Semaphore(self.concurrency), asyncio.Event()
         run_dir = self.store / "runs" / plan.label
         lock = FileLock(self.folder / "locks" / f"{plan.key}.lock", thread_local=False)
         try:
@@ -142,8 +149,10 @@ class LivePool:
     async def _run(self, plan: Planned) -> None:
         from pytest_agentloop.agent.capture import capture_run
 
-        assert self._gate is not None
+        assert self._gate is not None and self._settled is not None
         async with self._gate:
+            while self.ledger.probing():
+                await self._settled.wait()
             if not self.ledger.reserve():
                 raise BudgetExhausted(
                     f"live run {plan.label} not started: the budget of ${self.ledger.budget:g} could be passed "
@@ -159,6 +168,7 @@ class LivePool:
                 self.ran_here += 1
             finally:
                 self.ledger.settle(cost)
+                self._settled.set()
 
 
 def _notify(done: Done, key: str) -> Callable[[concurrent.futures.Future[TraceRecord]], None]:

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_agentloop.agent.live import register_live
 from pytest_agentloop.agent.options import add_options as add_live_options
+from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import lookup, register, unregister
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
@@ -264,6 +265,9 @@ def agentloop_trace(request: pytest.FixtureRequest, agentloop_store: TraceStore)
             "or override the agentloop_trace fixture",
             pytrace=False,
         )
+    source = request.config.stash.get(RUN_SOURCE_KEY, None)
+    if source is not None:  # --agentloop-live: the fresh run of the same question
+        return _or_fail(lambda: source.record_for(request.node))
     return _or_fail(lambda: agentloop_store.get(str(marker.args[0])))
 
 

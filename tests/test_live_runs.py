@@ -30,7 +30,7 @@ QUESTIONS = {
     "trace-04": "security review",
     "trace-05": "unsupported metrics",
 }
-PYTHON_EVALS = "not test_memo"  # Python evals read recorded runs through fixtures
+PYTHON_EVALS = "not test_memo"  # the Python evals' own test runs them live too
 
 
 def recorded_steps(run_dir: Path) -> list[Reply]:
@@ -170,14 +170,20 @@ def _unused(*_: Any) -> None:
 def _outcomes(result: pytest.RunResult) -> dict[str, str]:
     found = {}
     for line in result.stdout.lines:
-        match = re.search(r"(PASSED|FAILED|ERROR) (evals/\S+)", line) or re.match(r"^(evals/\S+::\S+) (PASSED|FAILED|ERROR)", line)
+        match = re.search(r"(PASSED|FAILED|ERROR) (evals/\S+)", line) or re.match(
+            r"^(evals/\S+::\S+) (PASSED|FAILED|ERROR)", line
+        )
         if match:
-            status, nodeid = (match.group(1), match.group(2)) if match.group(1).isupper() else (match.group(2), match.group(1))
+            status, nodeid = (
+                (match.group(1), match.group(2)) if match.group(1).isupper() else (match.group(2), match.group(1))
+            )
             found[nodeid] = status
     return found
 
 
-def test_xdist_gives_the_same_outcomes_and_runs_each_question_once(pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]) -> None:
+def test_xdist_gives_the_same_outcomes_and_runs_each_question_once(
+    pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
+) -> None:
     serial_server = Server(scripts(example_copy, trace_04=escape_steps()))
     fake_openai.set_responder(serial_server)
     serial = _outcomes(pytester.runpytest(*live_env, "-v"))
@@ -191,12 +197,30 @@ def test_xdist_gives_the_same_outcomes_and_runs_each_question_once(pytester: pyt
     assert len(list((pytester.path / ".agentloop" / "runs").iterdir())) == 2  # one folder per session, workers share it
 
 
-def test_the_budget_stops_starting_runs(pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]) -> None:
+def test_the_budget_stops_starting_runs(
+    pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
+) -> None:
     fake_openai.set_responder(Server(scripts(example_copy)))
     # one run: 4 calls of 11 in / 7 out tokens at gpt-5.1 prices = $0.000335; a second would pass $0.0005
     result = pytester.runpytest(*live_env, "--agentloop-budget=0.0005")
     runs = list((fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json"))
     assert len(runs) == 1
-    result.stdout.fnmatch_lines(["*live run trace-0* not started: the budget of $0.0005 could be passed ($0.0003 spent*"])
+    result.stdout.fnmatch_lines(
+        ["*live run trace-0* not started: the budget of $0.0005 could be passed ($0.0003 spent*"]
+    )
     outcomes = result.parseoutcomes()
     assert outcomes["errors"] >= 15 and outcomes["errors"] + outcomes.get("passed", 0) == 20
+
+
+def test_python_evals_read_the_fresh_runs_through_their_fixtures(
+    pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
+) -> None:
+    runs = example_copy / "diligence" / "traces" / "runs"
+    steps = recorded_steps(runs / "trace-05")
+    steps[-1] = Reply(text="A different answer from the live run.")  # summary_answer.md no longer matches it
+    server = Server(scripts(example_copy, trace_05=steps))
+    fake_openai.set_responder(server)
+    result = pytester.runpytest("evals/diligence/test_memo_consistency.py", *live_env[3:], "-v")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_summary_matches_the_answer FAILED*"])
+    assert set(server.agent.calls) == {"revenue quality", "customer concentration", "unsupported metrics"}

@@ -12,18 +12,21 @@ Harness keys read::
     max_turns: 20
 
 Tools receive an :class:`AgentContext` (``ctx.context``) holding the run's
-working directory, the dataroom and the metadata. Each run gets its own
-``AsyncOpenAI`` client, bound to the loop it runs on (the SDK's shared client
-fails on a second event loop); the client reads ``OPENAI_API_KEY`` and
+working directory, the dataroom and the metadata. Each event loop gets its
+own ``AsyncOpenAI`` client (the SDK's shared client fails on a second loop),
+reused by the runs on it; the client reads ``OPENAI_API_KEY`` and
 ``OPENAI_BASE_URL``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import inspect
+import os
 import sys
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,18 +108,26 @@ async def run_sdk_agent(
 ) -> Any:
     """Run an ``agents.Agent`` with a client of its own; returns the SDK's ``RunResult``."""
     agents = require("agents")
-    from openai import AsyncOpenAI
-
-    client = AsyncOpenAI()
-    provider = agents.OpenAIProvider(openai_client=client, use_responses=True)
+    provider = agents.OpenAIProvider(openai_client=loop_client(), use_responses=True)
     context = AgentContext(workdir=workdir, dataroom=harness.dataroom, metadata=metadata, harness=harness)
     turns = max_turns or int(harness.data.get("max_turns") or DEFAULT_MAX_TURNS)
-    try:
-        return await agents.Runner.run(
-            agent, question, context=context, max_turns=turns, run_config=agents.RunConfig(model_provider=provider)
-        )
-    finally:
-        await client.close()
+    return await agents.Runner.run(
+        agent, question, context=context, max_turns=turns, run_config=agents.RunConfig(model_provider=provider)
+    )
+
+
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+
+
+def loop_client() -> Any:
+    """One ``AsyncOpenAI`` client per event loop (and endpoint): made once, as its TLS setup is costly."""
+    from openai import AsyncOpenAI
+
+    key = (os.environ.get("OPENAI_BASE_URL", ""), os.environ.get("OPENAI_API_KEY", ""))
+    clients = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    if key not in clients:
+        clients[key] = AsyncOpenAI()
+    return clients[key]
 
 
 async def run(question: Question, *, metadata: dict[str, Any], workdir: Path, harness: Harness) -> Any:

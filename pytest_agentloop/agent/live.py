@@ -25,7 +25,7 @@ from pytest_agentloop.agent.pool import LivePool, Planned
 from pytest_agentloop.agent.questions import QuestionSpec, from_record
 from pytest_agentloop.agent.setup import AgentSetup, build_setup, key_missing
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY, RunPending
-from pytest_agentloop.collect import EvalItem
+from pytest_agentloop.collect import EvalItem, store_for
 from pytest_agentloop.config import JudgeMode, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.planner import PLANNER_KEY
@@ -82,6 +82,8 @@ def register_live(config: pytest.Config) -> None:
     folder = config.rootpath / settings_of(config).artifacts_dir / "runs" / run_id
     plugin = LiveRuns(config, live, setup, run_id, folder)
     config.pluginmanager.register(plugin, LiveRuns.name)
+    if not config.option.collectonly:
+        plugin.pool.warm()
     config.stash[RUN_SOURCE_KEY] = plugin
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(LiveXdistHooks(run_id), "agentloop-live-xdist")
@@ -123,13 +125,15 @@ class LiveRuns:
         planned: dict[str, Planned] = {}
         labels: set[str] = set()
         for item in session.items:
-            if not isinstance(item, EvalItem):
-                continue
             try:
-                question = from_record(item.store.get(item.spec.trace))
+                recorded = self._recorded(item)
             except AgentloopError:
                 continue  # the item's own setup reports the missing recording
-            self.items[item.nodeid] = item
+            if recorded is None:
+                continue
+            if isinstance(item, EvalItem):
+                self.items[item.nodeid] = item
+            question = from_record(recorded)
             self.item_keys[item.nodeid] = [self._plan(question, n, planned, labels) for n in range(self.live.repeat)]
         self.pool.start(list(planned.values()), self.finished.put)
         if not planned:
@@ -138,6 +142,16 @@ class LiveRuns:
             f"agentloop: live: {len(planned)} runs of harness {self.setup.harness.version} "
             f"({self.live.agent}, concurrency {self.live.concurrency}) into {self._display(self.pool.store)}"
         )
+
+    def _recorded(self, item: pytest.Item) -> TraceRecord | None:
+        """The recorded run whose question ``item`` needs run again (None: the item reads no run)."""
+        if isinstance(item, EvalItem):
+            return item.store.get(item.spec.trace)
+        marker = item.get_closest_marker("agentloop_trace")
+        if marker is None or not marker.args:
+            return None
+        store = store_for(self.config, item.path, None, settings_of(self.config))
+        return store.get(str(marker.args[0]))
 
     def _plan(self, question: QuestionSpec, repeat: int, planned: dict[str, Planned], labels: set[str]) -> str:
         key = f"{question.key}-{repeat + 1}"
@@ -155,8 +169,7 @@ class LiveRuns:
         """The fresh run ``item`` checks (the first of its repeats)."""
         keys = self.item_keys.get(item.nodeid)
         if not keys:
-            if isinstance(item, EvalItem):
-                item.store.get(item.spec.trace)  # raises the store's own error
+            self._recorded(item)  # raises the store's own error
             raise RunPending(f"no live run planned for {item.nodeid}")
         future = self.pool.futures[keys[0]]
         if not wait and not future.done():
@@ -184,8 +197,8 @@ class LiveRuns:
         if hasattr(self.config, "workerinput") or PLANNER_KEY not in self.config.stash:
             return
         planner = self.config.stash[PLANNER_KEY]
-        for nodeid, keys in self.item_keys.items():
-            item = self.items[nodeid]
+        for nodeid, item in self.items.items():
+            keys = self.item_keys[nodeid]
             if nodeid in self.submitted or not item.judged or not self.pool.futures[keys[0]].done():
                 continue
             self.submitted.add(nodeid)

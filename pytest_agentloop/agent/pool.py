@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import importlib
 import json
 import threading
 from collections.abc import Callable
@@ -103,15 +105,22 @@ class LivePool:
         self._gate: asyncio.Semaphore | None = None
         self._settled: asyncio.Event | None = None
 
+    def warm(self) -> None:
+        """Start the loop thread and import the SDK there, while pytest collects (runs start later)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="agentloop-live", daemon=True)
+            self._thread.start()
+            self._loop.call_soon_threadsafe(_import_sdk)
+
     def start(self, planned: list[Planned], done: Done) -> None:
         """Start every planned run (each key once); ``done(key)`` is called as each finishes."""
         if not planned:
             return
         (self.store / "runs").mkdir(parents=True, exist_ok=True)
         (self.folder / "locks").mkdir(parents=True, exist_ok=True)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="agentloop-live", daemon=True)
-        self._thread.start()
+        self.warm()
+        assert self._loop is not None
         for plan in planned:
             future = asyncio.run_coroutine_threadsafe(self._obtain(plan), self._loop)
             future.add_done_callback(_notify(done, plan.key))
@@ -169,6 +178,28 @@ class LivePool:
             finally:
                 self.ledger.settle(cost)
                 self._settled.set()
+
+
+SDK_MODULES = (
+    "agents",
+    "openai.types.responses",
+    "agents.models.openai_responses",
+    "engine.telemetry.local_processor",
+    "engine.traces.models.canonical_span",
+    "pytest_agentloop.agent.builtin",
+    "pytest_agentloop.agent.routing",
+)
+
+
+def _import_sdk() -> None:
+    """Import what every run needs once, before the first run's clock starts (a missing one fails the run)."""
+    for name in SDK_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    with contextlib.suppress(ImportError):
+        from pytest_agentloop.agent.builtin import loop_client
+
+        loop_client()  # the loop's client, TLS set up before the first run
 
 
 def _notify(done: Done, key: str) -> Callable[[concurrent.futures.Future[TraceRecord]], None]:

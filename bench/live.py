@@ -59,7 +59,8 @@ def make_suite(root: Path, questions: int) -> None:
         }
         (run / "record.json").write_text(json.dumps(record))
         (run / "answer.md").write_text("old answer")
-        body += f"  - {{id: e{n:02d}, title: E{n}, trace: q{n:02d}, scoring: llm_judge, rubric: 'PASS if it answers question {n}.'}}\n"
+        rubric = f"PASS if it answers question {n}."
+        body += f"  - {{id: e{n:02d}, title: E{n}, trace: q{n:02d}, scoring: llm_judge, rubric: '{rubric}'}}\n"
     (root / "suite" / "judged.eval.yaml").write_text("evals:\n" + body)
     (root / "pytest.ini").write_text(
         "[pytest]\nasyncio_default_fixture_loop_scope = function\n"

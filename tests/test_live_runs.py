@@ -18,7 +18,15 @@ from agent_scripts import escape_steps
 
 import pytest_agentloop.agent.builtin
 import pytest_agentloop.agent.capture  # noqa: F401
-from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply, Request, ToolCall
+from pytest_agentloop.testing.fake_openai import (
+    AgentScript,
+    FakeOpenAI,
+    Reply,
+    Request,
+    ToolCall,
+    first_user_text,
+    tool_outputs,
+)
 
 from conftest import INI, verdict_reply
 
@@ -224,3 +232,42 @@ def test_python_evals_read_the_fresh_runs_through_their_fixtures(
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*test_summary_matches_the_answer FAILED*"])
     assert set(server.agent.calls) == {"revenue quality", "customer concentration", "unsupported metrics"}
+
+
+class Variants:
+    """Runs of one question take their script in turn (runs one at a time: --agentloop-live-concurrency=1)."""
+
+    def __init__(self, base: Server, question: str, variants: list[list[Reply]]) -> None:
+        self.base, self.question, self.variants, self.started = base, question, variants, -1
+
+    def __call__(self, request: Request) -> Reply:
+        if request.body.get("model") != "judge-1" and self.question in first_user_text(request):
+            self.started += tool_outputs(request) == 0
+            steps = self.variants[self.started]
+            return AgentScript({self.question: steps})(request)
+        return self.base(request)
+
+
+def test_repeats_report_the_majority_and_flag_flaky_evals(
+    pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
+) -> None:
+    good = recorded_steps(example_copy / "diligence" / "traces" / "runs" / "trace-01")
+    bad = [*good[:-1], Reply(text="Financing risk is low: about 18 months of runway.")]
+    fake_openai.set_responder(Variants(Server(scripts(example_copy)), "runway and burn", [bad, good, good]))
+    args = [
+        *live_env,
+        "-k",
+        "runway-named",
+        "--agentloop-live-repeat=3",
+        "--agentloop-live-concurrency=1",
+        "--junitxml=out.xml",
+    ]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1, deselected=22)  # the first run failed; two of three passed
+    result.stdout.fnmatch_lines(
+        ["*flaky: evals/diligence/financing_risk.eval.yaml::runway-named (live runs disagree: 2/3 passed)*"]
+    )
+    junit = (pytester.path / "out.xml").read_text()
+    assert 'name="live_pass_at_3" value="true"' in junit and 'name="live_passes" value="2/3"' in junit
+    labels = sorted(p.parent.name for p in (fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json"))
+    assert labels == ["trace-01", "trace-01.r2", "trace-01.r3"]

@@ -23,6 +23,7 @@ from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.options import LiveSettings, build_live_settings
 from pytest_agentloop.agent.pool import LivePool, Planned
 from pytest_agentloop.agent.questions import QuestionSpec, from_record
+from pytest_agentloop.agent.repeats import RepeatOutcome, combine_report, other_passes
 from pytest_agentloop.agent.setup import AgentSetup, build_setup, key_missing
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY, RunPending
 from pytest_agentloop.collect import EvalItem, store_for
@@ -114,6 +115,7 @@ class LiveRuns:
         self.finished: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.submitted: set[str] = set()
         self.described: set[str] = set()
+        self.flaky: dict[str, str] = {}
 
     # -- planning -------------------------------------------------------------------
 
@@ -227,6 +229,33 @@ class LiveRuns:
     def _done_count(self) -> int:
         return sum(f.done() for f in self.pool.futures.values())
 
+    # -- repeats -----------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """With K repeats, the majority of an eval's K runs is its outcome (the call phase only)."""
+        report: pytest.TestReport = yield
+        keys = self.item_keys.get(item.nodeid, [])
+        if call.when != "call" or len(keys) < 2 or not isinstance(item, EvalItem) or report.skipped:
+            return report
+        records: list[TraceRecord | AgentloopError] = []
+        for key in keys[1:]:
+            try:
+                records.append(self.pool.futures[key].result())
+            except AgentloopError as exc:
+                records.append(exc)
+        planner = self.config.stash.get(PLANNER_KEY, None)
+        outcome = RepeatOutcome((report.passed, *other_passes(item, records, planner)))
+        combine_report(item, report, outcome)
+        return report
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Note evals whose live runs disagree (workers' reports included)."""
+        props = dict(report.user_properties)
+        if props.get("live_flaky") == "true":
+            self.flaky[report.nodeid] = str(props.get("live_passes"))
+
     # -- the end ---------------------------------------------------------------------
 
     @pytest.hookimpl
@@ -252,6 +281,8 @@ class LiveRuns:
         )
         for record in failed:
             terminalreporter.write_line(f"  failed run {record['label']}: {record.get('error')}", red=True)
+        for nodeid, votes in sorted(self.flaky.items()):
+            terminalreporter.write_line(f"flaky: {nodeid} (live runs disagree: {votes} passed)", yellow=True)
 
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:

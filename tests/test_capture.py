@@ -197,3 +197,36 @@ def test_a_label_is_not_recorded_twice_without_replace(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="already exists"):
         capture("q", tmp_path, "once", agent=agent)
     assert capture("q", tmp_path, "once", agent=agent, replace=True).ok
+
+
+def test_capture_survives_a_cleared_processor_list_and_ignores_other_traces(
+    agent_env: FakeOpenAI, tmp_path: Path
+) -> None:
+    from agents import Agent, Runner, trace
+
+    set_trace_processors([])  # what HALO's engine does when it runs in the same process
+    agent_env.set_responder(AgentScript({"runway": analyst_steps(ANSWER)}, default=[verdict_text()]))
+
+    async def both() -> Any:
+        harness = load_harness(HARNESS)
+        captured = capture_run(
+            build_agent(harness), "runway?", store=tmp_path, label="r1", options=CaptureOptions(harness=harness)
+        )
+
+        async def users_own_agent() -> None:
+            with trace("user's own"):
+                await Runner.run(Agent(name="other", model="gpt-4.1-mini"), "something else")
+
+        run, _ = await asyncio.gather(captured, users_own_agent())
+        return run
+
+    run = asyncio.run(both())
+    lines = read_lines(run.run_dir)
+    assert len(lines) == 21 and {line["trace_id"] for line in lines} == {run.trace_id}
+    assert len(agent_env.requests) == 6  # five for the captured run, one for the user's own agent
+
+
+def verdict_text() -> Any:
+    from pytest_agentloop.testing.fake_openai import Reply
+
+    return Reply(text="other answer")

@@ -131,3 +131,17 @@ def test_the_evals_run_on_recorded_runs(pytester: pytest.Pytester, agent_env: Fa
         monkey.undo()
     result = pytester.runpytest("suite.eval.yaml")
     result.assert_outcomes(passed=1)
+
+
+def test_record_takes_the_questions_of_eval_files(pytester: pytest.Pytester, example_copy: Path) -> None:
+    pytester.makepyfile(myagent="async def run(question, **_):\n    return 'fresh: ' + question\n")
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(pytester.path)
+    try:
+        assert main(["record", "evals/diligence", "-o", "fresh", "--agent", "myagent:run"]) == 0
+    finally:
+        monkey.undo()
+    runs = sorted(p.name for p in (pytester.path / "fresh" / "runs").iterdir())
+    assert runs == ["trace-01", "trace-02", "trace-03", "trace-04", "trace-05"]  # one per distinct question
+    answer = (pytester.path / "fresh" / "runs" / "trace-01" / "answer.md").read_text()
+    assert answer == "fresh: What do runway and burn tell us about near-term financing risk?"

@@ -21,6 +21,8 @@ from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
     DEFAULT_ARTIFACTS_DIR,
     DEFAULT_EVAL_PATTERNS,
+    DEFAULT_JUDGE_CONTEXT_KB,
+    DEFAULT_JUDGE_MAX_TOKENS,
     DEFAULT_JUDGE_MODEL,
     DEFAULT_KEY_ENV,
     DEFAULT_MAX_EVAL_FILE_MB,
@@ -30,6 +32,7 @@ from pytest_agentloop.config import (
     GateMode,
     JudgeApi,
     JudgeMode,
+    JudgeSchema,
     build_settings,
     enum_value,
     non_negative_int,
@@ -39,6 +42,8 @@ from pytest_agentloop.config import (
 )
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
+from pytest_agentloop.gate.sharding import ShardSelector
+from pytest_agentloop.gate.shards import parse_shard
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec, Split
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -99,7 +104,30 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ),
         ("judge-model", "MODEL", None, f"judge model (default: $AGENTLOOP_JUDGE_MODEL or {DEFAULT_JUDGE_MODEL})"),
         ("judge-base-url", "URL", None, "OpenAI-compatible base URL of the judge (default: $OPENAI_BASE_URL)"),
-        ("judge-api", "API", enum_value(JudgeApi), "responses (default) or chat"),
+        (
+            "judge-api",
+            "API",
+            enum_value(JudgeApi),
+            "auto (default: responses on api.openai.com, chat elsewhere), responses or chat",
+        ),
+        (
+            "judge-max-tokens",
+            "N",
+            non_negative_int,
+            f"cap on the judge's output tokens per call, 0 for none (default: {DEFAULT_JUDGE_MAX_TOKENS})",
+        ),
+        (
+            "judge-schema",
+            "ON_OFF",
+            enum_value(JudgeSchema),
+            "on (default): send the verdict's JSON schema; off: ask in words, for endpoints that ignore schemas",
+        ),
+        (
+            "judge-context-kb",
+            "KB",
+            positive_float,
+            f"most judge_context artifact text one eval shows the judge, in KB (default: {DEFAULT_JUDGE_CONTEXT_KB})",
+        ),
         (
             "judge-key-env",
             "NAME",
@@ -170,8 +198,19 @@ def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ),
         ("split", "SPLIT", enum_value(Split), "run only the optimization or the holdout evals"),
         ("report", "PATH", None, "also write the gate summary (markdown) to PATH"),
+        ("shard", "K/N", shard_value, "run shard K of N (balanced by recorded durations; see agentloop merge)"),
+        ("durations", "FILE", None, "per-eval seconds for sharding: a results export or a {nodeid: seconds} file"),
     ]
     _add_settings(group, parser, rows)
+
+
+def shard_value(text: str) -> str:
+    """``type=`` callable for ``--agentloop-shard``: K/N with 1 <= K <= N."""
+    try:
+        parse_shard(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--agentloop-shard: {exc}") from None
+    return text
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -191,6 +230,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
+    settings = settings_of(config)
+    if settings.shard:
+        durations = Path(settings.durations) if settings.durations else None
+        try:
+            selector = ShardSelector(parse_shard(settings.shard), durations)
+        except AgentloopError as exc:
+            raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
+        config.pluginmanager.register(selector, ShardSelector.name)
     register_live(config)
 
 
@@ -212,7 +259,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
-    for name in (AgentloopSession.name, "agentloop-xdist"):
+    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

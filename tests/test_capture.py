@@ -230,3 +230,19 @@ def verdict_text() -> Any:
     from pytest_agentloop.testing.fake_openai import Reply
 
     return Reply(text="other answer")
+
+
+def test_the_plugin_imports_neither_the_sdk_nor_halo() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, pytest_agentloop.plugin, pytest_agentloop.cli; print(sorted({'agents', 'engine'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_missing_extra_is_named(tmp_path: Path) -> None:
+    from pytest_agentloop.agent.errors import MissingExtra, require
+
+    with pytest.raises(MissingExtra, match=r"install the extra: pip install 'pytest-agentloop\[halo\]'"):
+        require("engine.no_such_module")

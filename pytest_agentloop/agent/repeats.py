@@ -55,7 +55,13 @@ class RepeatOutcome:
 
 def repeat_request(item: EvalItem, record: TraceRecord, number: int) -> GradeRequest:
     """The rubric request for the eval on its ``number``-th run."""
-    return dataclasses.replace(item.grade_request(), nodeid=f"{item.nodeid}#r{number}", output=record.answer)
+    return dataclasses.replace(
+        item.grade_request(),
+        nodeid=f"{item.nodeid}#r{number}",
+        output=record.answer,
+        question=record.question,
+        artifacts_dir=record.artifacts_dir,
+    )
 
 
 def passes_on(item: EvalItem, record: TraceRecord, number: int, planner: JudgePlanner | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from pytest_agentloop.agent.builtin import build_agent
 from pytest_agentloop.agent.capture import CaptureOptions, capture_run
 from pytest_agentloop.agent.harness import load_harness
 from pytest_agentloop.agent.runner import AgentReply, Usage
-from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI
+from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply, Request, tool_outputs
 from pytest_agentloop.traces.store import TraceStore
 
 from conftest import CONTRACT_ARTIFACTS, EXAMPLE, SECRET_KEY
@@ -154,7 +155,14 @@ def test_the_turn_limit_makes_a_failed_run_with_its_usage(agent_env: FakeOpenAI,
 
 def test_concurrent_captures_never_interleave_span_lines(agent_env: FakeOpenAI, tmp_path: Path) -> None:
     questions = {f"q{i} runway": analyst_steps(f"answer {i}") for i in range(6)}
-    agent_env.set_responder(AgentScript(questions))
+    script, together = AgentScript(questions), threading.Barrier(len(questions), timeout=20)
+
+    def respond(request: Request) -> Reply:
+        if tool_outputs(request) == 0:
+            together.wait()  # every run's first call is in the server at once: the captures overlap
+        return script(request)
+
+    agent_env.set_responder(respond)
     harness = load_harness(HARNESS)
 
     async def all_runs() -> list[Any]:
@@ -168,7 +176,7 @@ def test_concurrent_captures_never_interleave_span_lines(agent_env: FakeOpenAI, 
         )
 
     runs = asyncio.run(all_runs())
-    assert agent_env.max_in_flight > 1
+    assert not together.broken
     for i, run in enumerate(runs):
         lines = read_lines(run.run_dir)
         assert {line["trace_id"] for line in lines} == {run.trace_id} and len(
@@ -205,7 +213,7 @@ def test_capture_survives_a_cleared_processor_list_and_ignores_other_traces(
     from agents import Agent, Runner, trace
 
     set_trace_processors([])  # what HALO's engine does when it runs in the same process
-    agent_env.set_responder(AgentScript({"runway": analyst_steps(ANSWER)}, default=[verdict_text()]))
+    agent_env.set_responder(AgentScript({"runway": analyst_steps(ANSWER)}, default=[Reply(text="other answer")]))
 
     async def both() -> Any:
         harness = load_harness(HARNESS)
@@ -224,12 +232,6 @@ def test_capture_survives_a_cleared_processor_list_and_ignores_other_traces(
     lines = read_lines(run.run_dir)
     assert len(lines) == 21 and {line["trace_id"] for line in lines} == {run.trace_id}
     assert len(agent_env.requests) == 6  # five for the captured run, one for the user's own agent
-
-
-def verdict_text() -> Any:
-    from pytest_agentloop.testing.fake_openai import Reply
-
-    return Reply(text="other answer")
 
 
 def test_the_plugin_imports_neither_the_sdk_nor_halo() -> None:

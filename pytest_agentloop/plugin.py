@@ -13,6 +13,9 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_agentloop.agent.live import register_live
+from pytest_agentloop.agent.options import add_options as add_live_options
+from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import lookup, register, unregister
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
@@ -59,6 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _judge_options(group, parser)
     _handoff_options(group, parser)
     _gate_options(group, parser)
+    add_live_options(group, parser, _add_settings)
     parser.addini(
         "agentloop_eval_files",
         type="args",
@@ -234,6 +238,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except AgentloopError as exc:
             raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
         config.pluginmanager.register(selector, ShardSelector.name)
+    register_live(config)
 
 
 PLUGIN_TYPES_KEY = pytest.StashKey[list[str]]()
@@ -307,6 +312,9 @@ def agentloop_trace(request: pytest.FixtureRequest, agentloop_store: TraceStore)
             "or override the agentloop_trace fixture",
             pytrace=False,
         )
+    source = request.config.stash.get(RUN_SOURCE_KEY, None)
+    if source is not None:  # --agentloop-live: the fresh run of the same question
+        return _or_fail(lambda: source.record_for(request.node))
     return _or_fail(lambda: agentloop_store.get(str(marker.args[0])))
 
 

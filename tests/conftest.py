@@ -166,7 +166,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     count = int(_SYSTEM_TIME.get("count", 0))
     if count:
         total = sum(v for k, v in _SYSTEM_TIME.items() if k != "count")
-        terminalreporter.write_line(f"system tier: {count} tests, {total:.1f}s (setup, call and teardown, summed over tests)")
+        terminalreporter.write_line(
+            f"system tier: {count} tests, {total:.1f}s (setup, call and teardown, summed over tests)"
+        )
 
 
 def tool_cache() -> Path:

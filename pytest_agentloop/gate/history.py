@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -172,7 +172,7 @@ class History:
         items += [(run.run_id, n, 0) for n in (selection or Selection()).deselected]
         with self._connect(write=True) as conn, conn:
             _insert(conn, "runs", [[run_values[n] for n, _ in RUN_COLUMNS]])
-            _insert(conn, "results", [_row(run.run_id, r) for r in results])
+            _insert(conn, "results", (_row(run.run_id, r) for r in results))
             _insert(conn, "run_items", items)
 
     def exists(self) -> bool:
@@ -239,9 +239,7 @@ class History:
         return series
 
 
-def _insert(conn: sqlite3.Connection, table: str, rows: list[Any]) -> None:
-    if not rows:
-        return
+def _insert(conn: sqlite3.Connection, table: str, rows: Iterable[list[Any] | tuple[Any, ...]]) -> None:
     names = [n for n, _ in TABLES[table][0]]
     marks = ", ".join("?" for _ in names)
     conn.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({marks})", rows)

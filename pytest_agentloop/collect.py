@@ -77,6 +77,17 @@ def registry_for(node: pytest.Item | pytest.Collector) -> AssertionRegistry:
     return cache[folder]
 
 
+def session_registry(config: pytest.Config) -> AssertionRegistry:
+    """Every type the folders collected in this process offered (for code that re-reads eval files)."""
+    merged = AssertionRegistry()
+    for registry in config.stash.get(REGISTRIES_KEY, {}).values():
+        try:
+            merged = merged.merged(registry)
+        except AssertionTypeClash:
+            continue
+    return merged
+
+
 def display_path(config: pytest.Config, path: Path) -> str:
     """``path`` relative to the rootdir when inside it, with forward slashes."""
     return (path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path).as_posix()

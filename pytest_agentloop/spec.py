@@ -29,7 +29,7 @@ import yaml
 
 from pytest_agentloop.assertions import lookup, names
 from pytest_agentloop.assertions.artifacts import validate_relative
-from pytest_agentloop.errors import SpecError
+from pytest_agentloop.errors import SpecError, SpecErrors
 from pytest_agentloop.yamlload import LineMap, load_yaml
 
 FORMAT_VERSION = 1
@@ -322,7 +322,14 @@ def _read_suite(path: Path, document: object) -> SuiteSpec:
     raw_evals = reader.get("evals", list, required=True)
     if not raw_evals:
         raise reader.fail("evals", "the list is empty; add at least one eval")
-    evals = [_read_one(path, raw, defaults, document.line_of("evals")) for raw in raw_evals]
+    evals, problems = [], []
+    for raw in raw_evals:  # every eval is read, so one run names every error of the file
+        try:
+            evals.append(_read_one(path, raw, defaults, document.line_of("evals")))
+        except SpecError as exc:
+            problems.append(exc)
+    if problems:
+        raise SpecErrors(problems)
     _reject_duplicates(path, evals)
     return SuiteSpec(
         path=path,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, INI
+from conftest import EXAMPLE
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -21,14 +21,18 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+def _one_line_error(code: int, stderr: str, *words: str) -> None:
     """Exit 2, one line on stderr naming the problem, no traceback."""
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
+    assert code == 2, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def _failed(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    _one_line_error(result.returncode, result.stderr, *words)
 
 
 def test_help() -> None:
@@ -39,11 +43,12 @@ def test_help() -> None:
 
 def test_validate_good_and_bad(tmp_path: Path) -> None:
     bad = tmp_path / "bad.eval.yaml"
-    bad.write_text("evals:\n  - id: x\n    title: T\n")
+    bad.write_text("evals:\n  - id: x\n    title: T\n  - {id: y, title: Y, trace: t, scoring: sometimes}\n")
     result = _run("validate", str(EXAMPLE / "diligence" / "concentration.eval.yaml"), str(bad))
     assert result.returncode == 1
     assert "concentration.eval.yaml: 2 evals ok" in result.stdout
-    assert f"{bad}:2: eval 'x': missing required field 'trace'" in result.stderr
+    assert f"{bad}:2: eval 'x': missing required field 'trace'" in result.stderr  # every error of the file
+    assert f"{bad}:4: eval 'y', field 'scoring': unknown value 'sometimes'" in result.stderr
 
 
 def test_validate_runs_every_collection_check_and_shows_every_unknown_trace(pytester: pytest.Pytester, store) -> None:
@@ -70,11 +75,12 @@ def test_traces_lists_runs() -> None:
     assert result.stdout.startswith("trace-01\t4b1f0c2a9d3e4f5a8b6c7d8e9f0a1b2c\tv001\t")
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    (tmp_path / "tox.ini").write_text(INI)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    from pytest_agentloop.cli import main
+
+    monkeypatch.chdir(tmp_path)  # in-process: each of these stops before pytest would be asked anything
     corrupt = tmp_path / "corrupt.sqlite"
     corrupt.write_bytes(b"\x00garbage" * 512)
-    (tmp_path / "a-file").write_text("x")
     cases = [
         (("stats", "--since", "garbage"), ("--since", "garbage")),
         (("split", "no/such/folder"), ("no such file or folder: no/such/folder",)),
@@ -84,13 +90,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         (("runs", "--history", str(corrupt)), ("corrupt.sqlite", "cannot be read")),
         (("stats", "--history", str(corrupt)), ("corrupt.sqlite", "cannot be read")),
         (("export", "latest", "--history", str(corrupt)), ("corrupt.sqlite",)),
-        (("export", "latest"), ("no run history",)),
         (("runs", "--limit", "0"), ("--limit",)),
         (("split", ".", "--holdout", "1.5"), ("--holdout",)),
         (("handoff", "nowhere"), ("nowhere", "not a saved run")),
     ]
     for args, words in cases:
-        _one_line_error(_run(*args, cwd=tmp_path), *words)
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            code = int(str(exit.code))
+        _one_line_error(code, capsys.readouterr().err, *words)
 
 
 def test_an_unwritable_output_is_exit_2(pytester: pytest.Pytester, store) -> None:
@@ -99,9 +109,11 @@ def test_an_unwritable_output_is_exit_2(pytester: pytest.Pytester, store) -> Non
     )
     pytester.runpytest().assert_outcomes(passed=1)
     (pytester.path / "a-file").write_text("x")
-    _one_line_error(_run("export", "latest", "-o", "a-file/out.json", cwd=pytester.path), "a-file")
+    _failed(_run("export", "latest", "-o", "a-file/out.json", cwd=pytester.path), "a-file")
     ok = _run("export", "latest", "--out", "out/run.json", cwd=pytester.path)
     assert ok.returncode == 0 and (pytester.path / "out" / "run.json").is_file()
+    (pytester.path / ".agentloop" / "history.sqlite").rename(pytester.path / "moved.sqlite")
+    _failed(_run("export", "latest", cwd=pytester.path), "no run history")
 
 
 def test_the_cli_reads_the_ini_pytest_reads(pytester: pytest.Pytester, store) -> None:
@@ -118,4 +130,4 @@ def test_the_cli_reads_the_ini_pytest_reads(pytester: pytest.Pytester, store) ->
     assert runs.stdout.splitlines()[1].endswith("\t1\t0\t0\t0")
     bad = pytester.path / "pyproject.toml"
     bad.write_text('[tool.pytest.ini_options]\nagentloop_gate = "sometimes"\n')
-    _one_line_error(_run("runs", cwd=sub), "agentloop_gate", "sometimes")
+    _failed(_run("runs", cwd=sub), "agentloop_gate", "sometimes")

@@ -159,9 +159,9 @@ def test_a_broken_eval_file_is_a_collection_error_as_pytest_makes_it(pytester: p
 def test_judge_progress_printed_on_change_only_never_into_captured_output(
     pytester: pytest.Pytester, eval_file, judge_env, fake_openai, monkeypatch
 ) -> None:
-    from conftest import verdict_reply
-
     from pytest_agentloop.judge import planner
+
+    from conftest import verdict_reply
 
     monkeypatch.setattr(planner, "PROGRESS_EVERY", 0.02)  # our own pacing constant: many progress calls while waiting
     eval_file(JUDGED.split("      - id: hybrid-failing")[0])

@@ -117,6 +117,8 @@ class AgentloopSession:
             if dropped:
                 self.config.hook.pytest_deselected(items=dropped)
                 items[:] = [i for i in items if i not in set(dropped)]
+        if not evaluates(self.config):
+            return  # nothing will be graded, so nothing is read for the verdict bookkeeping
         for item in items:
             if isinstance(item, EvalItem) and item.spec.scoring.needs_judge:
                 try:

@@ -171,3 +171,27 @@ def test_judge_progress_printed_on_change_only_never_into_captured_output(
     lines = [line for line in result.stdout.lines if "waiting for the judge" in line]
     assert lines == ["agentloop: waiting for the judge: 0/1 rubric verdicts resolved"]
     assert "Captured stdout" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "message"),
+    [
+        (["--agentloop-concurrency=many"], "", "ERROR: --agentloop-concurrency: expected a whole number, got 'many'"),
+        (["--agentloop-judge-timeout=nan"], "", "ERROR: --agentloop-judge-timeout: expected a positive finite number*"),
+        ([], "agentloop_judge_timeout = inf\n", "ERROR: ini agentloop_judge_timeout: expected a positive finite*"),
+        (
+            [],
+            "agentloop_split = holdotu\n",
+            "ERROR: ini agentloop_split: 'holdotu' is not one of optimization, holdout",
+        ),
+        (["--agentloop-gate=sometimes"], "", "ERROR: --agentloop-gate: 'sometimes' is not one of all, regressions"),
+    ],
+)
+def test_a_bad_setting_names_the_option_or_ini_value(
+    pytester: pytest.Pytester, eval_file, args: list[str], ini: str, message: str
+) -> None:
+    eval_file(SUITE)
+    pytester.makeini(INI + ini)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

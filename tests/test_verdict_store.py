@@ -156,9 +156,9 @@ def test_label_rejects_bad_input(pytester, eval_file, capsys) -> None:
     eval_file("evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: contains, value: x}]}\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(pytester.path)
-        assert main(["label", "suite.eval.yaml::a", "--pass", "--reason", "r", "--by", "x"]) == 1
-        assert main(["label", "suite.eval.yaml::zz", "--pass", "--reason", "r", "--by", "x"]) == 1
-        assert main(["label", "suite.eval.yaml", "--pass", "--reason", "r", "--by", "x"]) == 1
+        assert main(["label", "suite.eval.yaml::a", "--pass", "--reason", "r", "--by", "x"]) == 2
+        assert main(["label", "suite.eval.yaml::zz", "--pass", "--reason", "r", "--by", "x"]) == 2
+        assert main(["label", "suite.eval.yaml", "--pass", "--reason", "r", "--by", "x"]) == 2
     err = capsys.readouterr().err
     assert "has no rubric to label" in err and "no eval 'zz'; it has a" in err and "is not a node id" in err
 

@@ -88,6 +88,8 @@ class Settings:
     gate: GateMode = GateMode.ALL
     split: str | None = None
     report: str | None = None
+    shard: str | None = None
+    durations: str | None = None
     given: frozenset[str] = field(default=frozenset(), compare=False)
     """Names of the fields set explicitly (option, ini or environment) rather than defaulted."""
 
@@ -170,6 +172,13 @@ def enum_value(kind: type[enum.StrEnum]) -> Callable[[str], enum.StrEnum]:
 
 def _split_value(text: str) -> str:
     return str(enum_value(SplitChoice)(text))
+
+
+def _shard_value(text: str) -> str:
+    from pytest_agentloop.gate.shards import parse_shard
+
+    parse_shard(text)  # raises ValueError saying what is allowed
+    return text
 
 
 IniType = Literal["string", "args", "paths"]
@@ -256,6 +265,10 @@ SETTINGS: tuple[Setting, ...] = (
             "baseline already had are reported only)", "POLICY", enum_value(GateMode)),
     Setting("split", "split", "run only the optimization or the holdout evals", "SPLIT", _split_value),
     Setting("report", "report", "also write the gate summary (markdown) to PATH", "PATH"),
+    Setting("shard", "shard", "run shard K of N (balanced by recorded durations; see agentloop merge)", "K/N",
+            _shard_value),
+    Setting("durations", "durations", "per-eval seconds for sharding: a results export or a {nodeid: seconds} file",
+            "FILE"),
 )  # fmt: skip
 
 

@@ -18,6 +18,8 @@ from pytest_agentloop.collect import EvalFile, EvalItem, registry_for, store_for
 from pytest_agentloop.config import SETTINGS_KEY, add_settings, build_settings, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
+from pytest_agentloop.gate.sharding import ShardSelector
+from pytest_agentloop.gate.shards import parse_shard
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -55,6 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
+    settings = settings_of(config)
+    if settings.shard:
+        durations = Path(settings.durations) if settings.durations else None
+        try:
+            selector = ShardSelector(parse_shard(settings.shard), durations)
+        except AgentloopError as exc:
+            raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
+        config.pluginmanager.register(selector, ShardSelector.name)
 
 
 def _check_plugin_assertions(config: pytest.Config) -> None:
@@ -71,7 +81,7 @@ def _check_plugin_assertions(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object."""
-    for name in (AgentloopSession.name, "agentloop-xdist"):
+    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

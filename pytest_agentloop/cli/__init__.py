@@ -62,8 +62,8 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.run(args))
     with pytest_view(paths) as view:
         if args.command == "verdicts" and view.errors:
-            for error in view.errors:
-                print(f"error: {error}", file=sys.stderr)
+            for line in "\n".join(view.errors).splitlines():
+                print(f"error: {line}", file=sys.stderr)
             print("error: prune needs every eval file to load (it must know every verdict in use)", file=sys.stderr)
             return EXIT_FAILED
         return int(args.run(args))

@@ -86,7 +86,7 @@ class _Probe:
         """Each eval file (or folder) that failed to collect, as one message."""
         if report.failed and self.view is not None:
             text = report.longreprtext.strip()
-            self.view.errors.append(text if "\n" not in text or ".eval." in report.nodeid else _last_line(text))
+            self.view.errors.append(_last_line(text) if "Traceback" in text else text)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """The loaded eval files and their folders' assertion types."""
@@ -151,11 +151,16 @@ def pytest_view(paths: list[str]) -> Iterator[PytestView]:
         _VIEW.reset(token)
 
 
+def active_settings() -> Settings:
+    """Inside :func:`pytest_view`, the settings pytest uses there (traces folder, verdicts file...); else defaults."""
+    view = _VIEW.get()
+    return view.settings if view is not None else Settings()
+
+
 def eval_files(paths: list[str]) -> list[Path]:
     """Eval files named by ``paths`` (files, or folders searched recursively; default: the current folder)."""
     found: set[Path] = set()
-    view = _VIEW.get()
-    patterns = view.settings.eval_patterns if view is not None else Settings().eval_patterns
+    patterns = active_settings().eval_patterns
     for name in existing(paths):
         path = Path(name)
         if path.is_file():

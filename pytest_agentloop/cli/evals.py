@@ -21,8 +21,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     view = pytest_collection(args.files)
     for path, suite in sorted(view.suites.items()):
         print(f"{_shown(path)}: {len(suite.evals)} evals ok")
-    for error in view.errors:
-        print(f"error: {error}", file=sys.stderr)
+    for line in "\n".join(view.errors).splitlines():
+        print(f"error: {line}", file=sys.stderr)
     if not view.suites and not view.errors:
         print(
             f"error: no eval files under {' '.join(args.files)} (patterns: {' '.join(view.settings.eval_patterns)})",
@@ -48,8 +48,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
         raise AgentloopError(f"--holdout must be between 0 and 1, got {args.holdout}")
     view = pytest_collection(args.paths)
     if view.errors:
-        for error in view.errors:
-            print(f"error: {error}", file=sys.stderr)
+        for line in "\n".join(view.errors).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         print("error: fix the eval files above first; split assigns every eval of the suite", file=sys.stderr)
         return 1
     specs = [spec for _, suite in sorted(view.suites.items()) for spec in suite.evals]

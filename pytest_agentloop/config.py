@@ -40,8 +40,16 @@ class GateMode(enum.StrEnum):
 class JudgeApi(enum.StrEnum):
     """Which OpenAI API the judge is called through."""
 
+    AUTO = "auto"
     RESPONSES = "responses"
     CHAT = "chat"
+
+
+class JudgeSchema(enum.StrEnum):
+    """Whether the judge is sent the verdict's JSON schema."""
+
+    ON = "on"
+    OFF = "off"
 
 
 class SplitChoice(enum.StrEnum):
@@ -64,7 +72,10 @@ class Settings:
     judge_mode: JudgeMode = JudgeMode.REPLAY
     judge_model: str = "gpt-4.1-mini"
     judge_base_url: str | None = None
-    judge_api: JudgeApi = JudgeApi.RESPONSES
+    judge_api: JudgeApi = JudgeApi.AUTO
+    judge_max_tokens: int = 1024
+    judge_schema: JudgeSchema = JudgeSchema.ON
+    judge_context_kb: float = 64.0
     judge_key_env: str = "OPENAI_API_KEY"
     judge_timeout: float = 60.0
     judge_retries: int = 4
@@ -98,6 +109,15 @@ class Settings:
         """The eval-file size limit in bytes."""
         return int(self.max_eval_file_mb * 1_000_000)
 
+    @property
+    def judge_context_bytes(self) -> int:
+        """The most judge_context artifact text one eval shows the judge, in bytes."""
+        return int(self.judge_context_kb * 1000)
+
+    def locks_dir(self, root: Path) -> Path:
+        """Where lock files go: under the artifacts folder, never beside tracked files."""
+        return root / self.artifacts_dir / "locks"
+
     def history_path(self, root: Path) -> Path:
         """Where the run history lives."""
         return root / (self.history or f"{self.artifacts_dir}/history.sqlite")
@@ -121,6 +141,8 @@ DEFAULT_JUDGE_MODEL = DEFAULTS.judge_model
 DEFAULT_KEY_ENV = DEFAULTS.judge_key_env
 DEFAULT_VERDICTS_FILE = DEFAULTS.verdicts_filename
 DEFAULT_ARTIFACTS_DIR = DEFAULTS.artifacts_dir
+DEFAULT_JUDGE_MAX_TOKENS = DEFAULTS.judge_max_tokens
+DEFAULT_JUDGE_CONTEXT_KB = int(DEFAULTS.judge_context_kb)
 
 
 # -- value checks: each raises ValueError with what is allowed ----------------------------
@@ -231,7 +253,14 @@ SETTINGS: tuple[Setting, ...] = (
             env="AGENTLOOP_JUDGE_MODEL"),
     Setting("judge-base-url", "judge_base_url", "OpenAI-compatible base URL of the judge "
             "(default: $OPENAI_BASE_URL or the OpenAI API)", "URL", env="OPENAI_BASE_URL"),
-    Setting("judge-api", "judge_api", "responses or chat (default: {default})", "API", enum_value(JudgeApi)),
+    Setting("judge-api", "judge_api", "auto (default: responses on api.openai.com, chat elsewhere), responses "
+            "or chat", "API", enum_value(JudgeApi)),
+    Setting("judge-max-tokens", "judge_max_tokens", "cap on the judge's output tokens per call, 0 for none "
+            "(default: {default})", "N", non_negative_int),
+    Setting("judge-schema", "judge_schema", "on (default): send the verdict's JSON schema; off: ask in words, for "
+            "endpoints that ignore schemas", "ON_OFF", enum_value(JudgeSchema)),
+    Setting("judge-context-kb", "judge_context_kb", "most judge_context artifact text one eval shows the judge, "
+            "in KB (default: {default})", "KB", positive_float),
     Setting("judge-key-env", "judge_key_env", "variable holding the judge's API key (default: {default})", "NAME"),
     Setting("judge-timeout", "judge_timeout", "timeout of one judge call, seconds (default: {default})", "SECONDS",
             positive_float),

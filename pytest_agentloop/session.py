@@ -19,7 +19,7 @@ import pytest
 
 from pytest_agentloop.assertions.registry import using
 from pytest_agentloop.collect import EvalItem, session_registry
-from pytest_agentloop.config import JudgeMode, Settings, evaluates, is_worker, settings_of
+from pytest_agentloop.config import JudgeMode, JudgeSchema, Settings, evaluates, is_worker, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.finish import RunInfo
 from pytest_agentloop.gate.finish import now as now_utc
@@ -28,7 +28,7 @@ from pytest_agentloop.handoff.produce import HandoffOutcome
 from pytest_agentloop.handoff.writer import new_run_id, write_handoff
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
-from pytest_agentloop.judge.verdicts import Verdict, VerdictStore, subject_key
+from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, survey
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
 from pytest_agentloop.results import EvalResult, Outcome, Selection
 
@@ -45,6 +45,9 @@ def endpoint_for(settings: Settings) -> JudgeEndpoint:
         api=settings.judge_api,
         timeout=settings.judge_timeout,
         max_retries=settings.judge_retries,
+        key_env=settings.judge_key_env,
+        max_tokens=settings.judge_max_tokens,
+        schema=settings.judge_schema is JudgeSchema.ON,
     )
 
 
@@ -67,8 +70,9 @@ class AgentloopSession:
         self.other_collect_errors = 0
         self.wanted: dict[tuple[str, str], str] = {}
         self.stores: set[Path] = set()
+        self.written: set[Path] = set()
+        self.survey = StoreSurvey()
         self.planner: JudgePlanner | None = None
-        self.unused, self.torn = 0, 0
         self.gate = GateRun(self.settings, config.rootpath, self.run_id)
         self.handoff: HandoffOutcome | None = None
         self.handoff_error: str | None = None
@@ -125,7 +129,7 @@ class AgentloopSession:
                     request = item.grade_request()
                 except AgentloopError:
                     continue
-                self.wanted[(request.eval_file, request.eval_id)] = subject_key(request.rubric, request.output)
+                self.wanted[(str(request.eval_path), request.eval_id)] = request.subject
                 self.stores.add(request.store_path)
 
     def _warn_single_split_tags(self, evals: list[EvalItem]) -> None:
@@ -144,7 +148,11 @@ class AgentloopSession:
             return
         judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
         self.planner = JudgePlanner(
-            endpoint_for(self.settings), self.settings.judge_mode, self.settings.concurrency, self._write_verdicts
+            endpoint_for(self.settings),
+            self.settings.judge_mode,
+            self.settings.concurrency,
+            self._write_verdicts,
+            self.settings.judge_context_bytes,
         )
         self.config.stash[PLANNER_KEY] = self.planner
         if judged and not is_worker(self.config):
@@ -173,12 +181,13 @@ class AgentloopSession:
         if reporter is not None and self.settings.judge_mode is not JudgeMode.REPLAY:
             reporter.write_line(
                 f"agentloop: resolving {len(items)} rubric verdicts ({self.settings.judge_mode.value} mode, "
-                f"judge {self.settings.judge_model}, concurrency {self.settings.concurrency})"
+                f"{self.planner.endpoint.describe()}, concurrency {self.settings.concurrency})"
             )
 
     def _write_verdicts(self, store_path: Path, verdicts: list[Verdict]) -> None:
-        VerdictStore(store_path).append(verdicts)
+        VerdictStore(store_path, self.settings.locks_dir(self.config.rootpath)).append(verdicts)
         self.stores.add(store_path)
+        self.written.add(store_path)
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -213,9 +222,9 @@ class AgentloopSession:
             return
         if not evaluates(self.config):
             return
-        self.unused, self.torn = self.unused_verdicts()
-        for path in sorted(self.stores):
-            VerdictStore(path).rewrite()
+        self.survey = survey(self.stores, self.wanted)
+        for path in sorted(self.written):  # only stores this session wrote: a replay run never writes
+            VerdictStore(path, self.settings.locks_dir(self.config.rootpath)).rewrite()
         results = self.final_results()
         if not results:
             return
@@ -261,6 +270,7 @@ class AgentloopSession:
             "selection": self.selection.to_json(),
             "wanted": [[f, i, s] for (f, i), s in self.wanted.items()],
             "stores": sorted(str(p) for p in self.stores),
+            "written": sorted(str(p) for p in self.written),
         }
 
     def merge_worker(self, data: dict[str, Any]) -> None:
@@ -273,6 +283,7 @@ class AgentloopSession:
         for eval_file, eval_id, subject in data.get("wanted", []):
             self.wanted[(eval_file, eval_id)] = subject
         self.stores.update(Path(p) for p in data.get("stores", []))
+        self.written.update(Path(p) for p in data.get("written", []))
 
     def _write_handoff(self, results: list[EvalResult]) -> None:
         """Run HALO (or write the evidence-only handoff) over the gate's results; never changes the outcome."""
@@ -290,21 +301,6 @@ class AgentloopSession:
             return
         self.config.hook.pytest_agentloop_handoff(config=self.config, outcome=self.handoff)
 
-    def unused_verdicts(self) -> tuple[int, int]:
-        """Stored verdicts for collected eval files that no current eval output uses, and unreadable lines."""
-        files = {f for f, _ in self.wanted}
-        unused, torn = 0, 0
-        for path in sorted(self.stores):
-            store = VerdictStore(path)
-            for verdict in store.read():
-                if (
-                    verdict.eval_file in files
-                    and self.wanted.get((verdict.eval_file, verdict.eval_id)) != verdict.subject
-                ):
-                    unused += 1
-            torn += len(store.skipped_lines)
-        return unused, torn
-
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Evals by outcome, where verdicts came from, flaky evals, unused verdicts, the gate and handoff."""
@@ -319,28 +315,29 @@ class AgentloopSession:
             terminalreporter.write_line(text, **({colour: True} if colour else {}))
 
     def _closing_lines(self) -> list[tuple[str, str | None]]:
-        lines: list[tuple[str, str | None]] = []
-        if self.unused:
-            lines.append(
-                (
-                    f"{self.unused} stored verdicts are not used by any collected eval; "
-                    "remove them with `agentloop verdicts prune`",
-                    None,
-                )
-            )
-        if self.torn:
-            lines.append(
-                (
-                    f"skipped {self.torn} unreadable verdict lines (a killed run?); "
-                    "the rewrite at the end dropped them",
-                    "yellow",
-                )
-            )
+        lines = self._store_lines()
         if self.handoff_error:
             lines.append((f"agentloop: no handoff written: {self.handoff_error}", "red"))
         if self.handoff is not None:
             lines += self.handoff.summary()
         return lines + self.gate.lines()
+
+    def _store_lines(self) -> list[tuple[str, str | None]]:
+        """Unused and old-key verdicts, unfinished final lines, unreadable stores."""
+        found = self.survey
+        lines: list[tuple[str, str | None]] = []
+        if found.unused:
+            text = "stored verdicts are not used by any collected eval; remove them with `agentloop verdicts prune`"
+            lines.append((f"{found.unused} {text}", None))
+        if found.legacy:
+            text = "stored verdicts use key version 1; re-key them with `agentloop verdicts migrate`"
+            lines.append((f"{found.legacy} {text}", None))
+        lines += [
+            (f"{path}:{line}: an unfinished final line (a killed run?) was ignored", "yellow")
+            for path, line in found.torn
+        ]
+        lines += [(f"unreadable verdict store: {problem}", "red") for problem in found.problems]
+        return lines
 
 
 class XdistHooks:

@@ -19,11 +19,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pytest_agentloop.cli import evals, handoff, history, verdicts
+from pytest_agentloop.cli import authoring, evals, feedback, handoff, history, verdicts
 from pytest_agentloop.cli.common import pytest_view
 from pytest_agentloop.errors import AgentloopError
 
-COMMAND_MODULES = (evals, verdicts, history, handoff)
+COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -51,7 +51,7 @@ def _eval_paths(args: argparse.Namespace) -> list[str] | None:
     """The eval files a subcommand from another module reads, when it needs their assertion types."""
     if args.command == "label":
         return [str(args.nodeid).partition("::")[0]]
-    if args.command == "verdicts" and getattr(args, "action", None) == "prune":
+    if args.command == "verdicts" and getattr(args, "action", None) in ("prune", "migrate"):
         return list(args.paths)
     return None
 
@@ -64,7 +64,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "verdicts" and view.errors:
             for line in "\n".join(view.errors).splitlines():
                 print(f"error: {line}", file=sys.stderr)
-            print("error: prune needs every eval file to load (it must know every verdict in use)", file=sys.stderr)
+            print(
+                f"error: {args.action} needs every eval file to load (it must know every verdict in use)",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         return int(args.run(args))
 

@@ -327,6 +327,7 @@ class EvalItem(pytest.Item):
             literal_score=literal_score,
             judge_score=judge_score,
             judge_reason=None if rubric is None else rubric.reason,
+            judge_votes=None if rubric is None else rubric.votes,
             assertions=() if verdict is None else verdict.assertions,
         )
 

@@ -154,8 +154,10 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"expected a positive finite number, got {text!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    if value <= 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -165,7 +167,7 @@ def _int_at_least(text: str, low: int) -> int:
     except ValueError:
         raise ValueError(f"expected a whole number, got {text!r}") from None
     if value < low:
-        raise ValueError(f"expected a whole number of at least {low}, got {text!r}")
+        raise ValueError(f"expected a number of at least {low}, got {text!r}")
     return value
 
 

@@ -41,7 +41,7 @@ def summary_lines(
             )
         )
     lines += [
-        (f"flaky: {r.nodeid} (judge verdicts disagree over {r.repeats} repeats)", "yellow") for r in results if r.flaky
+        (f"flaky: {r.nodeid} (judge verdicts disagree: {r.judge_votes} passed)", "yellow") for r in results if r.flaky
     ]
     return lines
 

@@ -98,6 +98,8 @@ class EvalResult:
     judge_score: float | None = None
     judge_reason: str | None = None
     cost: float | None = None
+    judge_votes: str | None = None
+    """``k/n``: how many of the judge's n verdicts passed (None without a rubric verdict)."""
     assertions: tuple[AssertionResult, ...] = ()
 
     @property

@@ -177,8 +177,16 @@ def test_judge_progress_printed_on_change_only_never_into_captured_output(
     ("args", "ini", "message"),
     [
         (["--agentloop-concurrency=many"], "", "ERROR: --agentloop-concurrency: expected a whole number, got 'many'"),
-        (["--agentloop-judge-timeout=nan"], "", "ERROR: --agentloop-judge-timeout: expected a positive finite number*"),
-        ([], "agentloop_judge_timeout = inf\n", "ERROR: ini agentloop_judge_timeout: expected a positive finite*"),
+        (
+            ["--agentloop-judge-timeout=nan"],
+            "",
+            "ERROR: --agentloop-judge-timeout: expected a finite number, got 'nan'",
+        ),
+        (
+            [],
+            "agentloop_judge_timeout = inf\n",
+            "ERROR: ini agentloop_judge_timeout: expected a finite number, got 'inf'",
+        ),
         (
             [],
             "agentloop_split = holdotu\n",

@@ -226,7 +226,7 @@ def test_writing_modes_refuse_a_store_with_a_bad_line(pytester, eval_file, judge
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*verdicts.jsonl:1: not valid JSON*fix or delete this line*"])
     assert fake_openai.requests == []
-    assert _label(pytester) == 1
+    assert _label(pytester) == 2  # an input error: the CLI's exit 2
     assert "verdicts.jsonl:1: not valid JSON" in capsys.readouterr().err
     assert path.read_bytes() == before
 

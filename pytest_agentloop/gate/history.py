@@ -65,6 +65,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("literal_score", "REAL"),
     ("judge_score", "REAL"),
     ("judge_reason", "TEXT"),
+    ("judge_votes", "TEXT"),
     ("assertions", "TEXT"),
 )
 ITEM_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -316,6 +317,7 @@ def _result(row: sqlite3.Row) -> EvalResult:
         literal_score=data.get("literal_score"),
         judge_score=data.get("judge_score"),
         judge_reason=data.get("judge_reason"),
+        judge_votes=data.get("judge_votes"),
         cost=data.get("cost"),
         assertions=tuple(AssertionResult.from_json(a) for a in assertions),
     )

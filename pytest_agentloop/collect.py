@@ -213,8 +213,10 @@ class EvalItem(pytest.Item):
             self.record = self.store.get(self.spec.trace)
             _ = self.record.answer
             with using(self.registry):
-                if needs_artifacts(self.spec):
+                if needs_artifacts(self.spec) or self.spec.judge_context:
                     self.record.require_artifacts()
+            if evaluates(self.config):
+                self._check_literals(self.record)  # a check out of time is an error, like a missing file
         except AgentloopError as exc:
             problem = f"eval {self.spec.id}: {exc.display(self.config.rootpath)}"
         if problem or self.record is None:
@@ -222,7 +224,6 @@ class EvalItem(pytest.Item):
         self.user_properties.extend([("trace_id", self.record.trace_id), ("trace_label", self.record.label)])
         if not evaluates(self.config):
             return
-        self._check_literals(self.record)
         if self.judged and (self.verdict is None or self.verdict.passed):
             self._resolve_rubric()
 

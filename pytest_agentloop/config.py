@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -385,3 +387,21 @@ def evaluates(config: pytest.Config) -> bool:
         or getattr(option, "setuponly", False)
         or getattr(option, "setupplan", False)
     )
+
+
+_IN_EFFECT: ContextVar[Settings | None] = ContextVar("agentloop_settings", default=None)
+
+
+@contextmanager
+def settings_in_effect(settings: Settings) -> Iterator[Settings]:
+    """Within the block, :func:`current_settings` is ``settings`` (the CLI's view of what pytest uses)."""
+    token = _IN_EFFECT.set(settings)
+    try:
+        yield settings
+    finally:
+        _IN_EFFECT.reset(token)
+
+
+def current_settings() -> Settings:
+    """The settings in effect for code outside a pytest session (``agentloop`` subcommands); else the defaults."""
+    return _IN_EFFECT.get() or DEFAULTS

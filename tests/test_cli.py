@@ -131,3 +131,14 @@ def test_the_cli_reads_the_ini_pytest_reads(pytester: pytest.Pytester, store) ->
     bad = pytester.path / "pyproject.toml"
     bad.write_text('[tool.pytest.ini_options]\nagentloop_gate = "sometimes"\n')
     _failed(_run("runs", cwd=sub), "agentloop_gate", "sometimes")
+
+
+def test_label_finds_the_trace_store_the_ini_names(pytester: pytest.Pytester) -> None:
+    from conftest import INI, write_run
+
+    write_run(pytester.path / "recordings", "trace-01", "Runway is 11 months.")
+    pytester.makeini(INI + "agentloop_traces = recordings\n")
+    pytester.makefile(".eval.yaml", suite="evals: [{id: j, title: J, trace: trace-01, scoring: llm_judge, rubric: R}]")
+    label = _run("label", "suite.eval.yaml::j", "--pass", "--reason", "names it", "--by", "ana", cwd=pytester.path)
+    assert label.returncode == 0, label.stderr
+    pytester.runpytest().assert_outcomes(passed=1)  # pytest reads the person's verdict from the same store

@@ -22,7 +22,7 @@ import pytest
 
 from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionTypeClash, using
 from pytest_agentloop.collect import EvalItem
-from pytest_agentloop.config import Settings, build_settings, settings_of
+from pytest_agentloop.config import Settings, build_settings, current_settings, settings_in_effect, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.spec import SuiteSpec
 
@@ -145,7 +145,7 @@ def pytest_view(paths: list[str]) -> Iterator[PytestView]:
     view = pytest_collection(paths)
     token = _VIEW.set(view)
     try:
-        with using(view.registry()):
+        with using(view.registry()), settings_in_effect(view.settings):
             yield view
     finally:
         _VIEW.reset(token)
@@ -153,8 +153,7 @@ def pytest_view(paths: list[str]) -> Iterator[PytestView]:
 
 def active_settings() -> Settings:
     """Inside :func:`pytest_view`, the settings pytest uses there (traces folder, verdicts file...); else defaults."""
-    view = _VIEW.get()
-    return view.settings if view is not None else Settings()
+    return current_settings()
 
 
 def eval_files(paths: list[str]) -> list[Path]:

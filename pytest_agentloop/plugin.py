@@ -24,6 +24,7 @@ from pytest_agentloop.config import (
     DEFAULT_TRACES_DIRNAME,
     DEFAULT_VERDICTS_FILE,
     SETTINGS_KEY,
+    Backend,
     GateMode,
     JudgeApi,
     JudgeMode,
@@ -112,6 +113,7 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ("concurrency", "N", positive_int, "judge calls in flight at once (default: 8)"),
         ("repeat", "N", positive_int, "grade every rubric N times (overrides each eval's repeat)"),
         ("verdicts", "FILE", None, f"verdict store file name beside the eval files (default: {DEFAULT_VERDICTS_FILE})"),
+        ("backend", "NAME", enum_value(Backend), "native (default) or promptfoo (one Promptfoo run grades the evals)"),
     ]
     _add_settings(group, parser, rows)
 
@@ -187,6 +189,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
+    if config.stash[SETTINGS_KEY].backend is Backend.PROMPTFOO:
+        from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
+
+        config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
 
 
 PLUGIN_TYPES_KEY = pytest.StashKey[list[str]]()
@@ -207,7 +213,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
-    for name in (AgentloopSession.name, "agentloop-xdist"):
+    for name in (AgentloopSession.name, "agentloop-xdist", "agentloop-promptfoo"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

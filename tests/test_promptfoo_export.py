@@ -304,6 +304,7 @@ RESULTS = {
                         {"pass": False, "score": 0, "reason": "Could not reach grader"},
                     ],
                 },
+                "error": "Expected output to contain x",
                 "testCase": {"description": "e", "metadata": {"nodeid": "a.eval.yaml::e"}},
             },
             {

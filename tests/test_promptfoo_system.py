@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from promptfoo_cases import ANSWER, every_literal_suite
 
-from pytest_agentloop.backends.promptfoo_install import ensure_promptfoo
+from pytest_agentloop.backends.promptfoo_install import cache_root, ensure_promptfoo
 from pytest_agentloop.backends.promptfoo_run import promptfoo_env, read_results, run_eval
 from pytest_agentloop.cli import main
 from pytest_agentloop.judge.verdicts import VerdictStore
@@ -41,11 +41,18 @@ def _install_node() -> None:
 
 
 @pytest.fixture(scope="module")
-def promptfoo() -> Path:
-    """The pinned ``promptfoo`` executable."""
+def installed() -> tuple[Path, Path]:
+    """The pinned ``promptfoo`` executable and the cache it is in (found before pytester moves HOME)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         _install_node()
-    return ensure_promptfoo(print)
+    return ensure_promptfoo(print), cache_root()
+
+
+@pytest.fixture
+def promptfoo(installed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The executable; sessions run by pytester (which sets HOME) find the same cache."""
+    monkeypatch.setenv("AGENTLOOP_CACHE", str(installed[1]))
+    return installed[0]
 
 
 @pytest.fixture
@@ -114,7 +121,7 @@ def _human_verdicts(example: Path) -> dict[str, bool]:
 
 
 def test_export_then_promptfoo_agrees_with_pytest_on_the_bundled_example(
-    pytester: pytest.Pytester, example_copy: Path, promptfoo: Path, grader: FakeOpenAI
+    pytester: pytest.Pytester, example_copy: Path, promptfoo: Path, grader: FakeOpenAI, judge_env: list[str]
 ) -> None:
     rubrics = _human_verdicts(example_copy)
 
@@ -124,7 +131,7 @@ def test_export_then_promptfoo_agrees_with_pytest_on_the_bundled_example(
         return Reply(text=json.dumps({"pass": passed, "score": 1.0 if passed else 0.0, "reason": "as reviewed"}))
 
     grader.set_responder(as_the_reviewer_said)
-    ours = _pytest_outcomes(pytester.runpytest("evals", "-rA", "-p", "no:cacheprovider"))
+    ours = _pytest_outcomes(pytester.runpytest("evals", "-rA", "-p", "no:cacheprovider", "--agentloop-judge=replay"))
     assert len(ours) == 20
     theirs = _promptfoo_outcomes(promptfoo, pytester.path, ["evals"], grader.base_url)
     assert theirs == ours

@@ -197,13 +197,14 @@ class BackendRun:
         """A grader or provider error hidden in Promptfoo's result, or None."""
         if row.provider_error:
             return f"Promptfoo error: {row.provider_error}"
+        if target.with_rubric:
+            verdict = self._answer(target, tap, url)
+            if isinstance(verdict, str):
+                return f"judge error: {verdict}"
         orphans = [c for c in row.components if c.type is None]
         if orphans:
             return f"Promptfoo reported a grading failure: {orphans[0].reason}"
-        if not target.with_rubric:
-            return None
-        verdict = self._answer(target, tap, url)
-        return f"judge error: {verdict}" if isinstance(verdict, str) else None
+        return None
 
     def _answer(self, target: ExportTarget, tap: GraderTap, url: str) -> ParsedVerdict | str:
         prompt = build_prompt(target.spec.rubric or "", target.output, target.spec.expected)

@@ -55,11 +55,9 @@ class Row:
 
     @property
     def provider_error(self) -> str | None:
-        """Promptfoo's own error for this test (its provider, or an assertion that threw)."""
-        if self.error:
-            return self.error
+        """Promptfoo's own error for this test (its provider, or an assertion that threw); not a failed check."""
         if self.failure_reason == FAILURE_REASON_ERROR:
-            return self.reason or "Promptfoo reported an error"
+            return self.error or self.reason or "Promptfoo reported an error"
         return None
 
     def to_json(self) -> dict[str, Any]:

@@ -420,3 +420,36 @@ def test_missing_node_is_one_usage_error_before_anything_runs(
     result.stderr.fnmatch_lines(
         ["*--agentloop-backend=promptfoo: Promptfoo needs Node.js 20+ and npm, and node is not on PATH*"]
     )
+
+
+def test_backend_takes_stored_verdicts_first_and_replay_never_grades(
+    pytester: pytest.Pytester, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Promptfoo run is needed when every rubric is stored or cannot be graded (a stub install suffices)."""
+    bin_dir = pytester.path / "bin"
+    bin_dir.mkdir()
+    _fake_npm(bin_dir, fail_first=False)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("AGENTLOOP_CACHE", str(pytester.path / "cache"))
+    pytester.makefile(
+        ".eval.yaml",
+        suite="""
+        defaults: {scoring: llm_judge}
+        evals:
+          - {id: labelled, title: L, trace: trace-01, rubric: PASS if short}
+          - {id: unlabelled, title: U, trace: trace-01, rubric: PASS if long}
+        """,
+    )
+    monkeypatch.chdir(pytester.path)
+    assert main(["label", "suite.eval.yaml::labelled", "--pass", "--reason", "short enough", "--by", "ana"]) == 0
+    result = pytester.runpytest("--agentloop-backend=promptfoo", "--agentloop-judge=replay", "-rA")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*eval unlabelled: no stored verdict for its rubric on the current output (judge mode replay*",
+            "*rubric verdicts (replay mode): 1 human*",
+        ]
+    )
+    off = pytester.runpytest("--agentloop-backend=promptfoo", "--agentloop-judge=off")
+    off.assert_outcomes(skipped=2)
+    assert not list((pytester.path / ".agentloop" / "promptfoo").glob("*/results.json"))

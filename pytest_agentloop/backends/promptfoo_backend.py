@@ -168,29 +168,30 @@ class BackendRun:
         return read_results(results)
 
     def _outcome(self, job: Job, target: ExportTarget, row: Row | None, tap: GraderTap, url: str) -> Outcome:
+        """As the native item decides: literals first; then the rubric, stored or graded."""
         spec, stored = target.spec, self.stored[job.nodeid]
-        if spec.scoring.needs_judge and self.settings.mode is JudgeMode.REPLAY and stored is None:
-            return Outcome(
-                job.nodeid,
-                "error",
-                f"eval {spec.id}: no stored verdict for its rubric on the current "
-                f"output (judge mode replay, judge model {self.settings.model}); run with "
-                "--agentloop-judge=record to have Promptfoo grade it",
-            )
-        exported = bool(spec.assertions) or target.with_rubric
-        if exported and row is None:
+        if (spec.assertions or target.with_rubric) and row is None:
             return Outcome(job.nodeid, "error", f"eval {spec.id}: Promptfoo returned no result for it")
         problem = self._problem(row, target, tap, url) if row is not None else None
         if problem is not None:
             return Outcome(job.nodeid, "error", f"eval {spec.id}: {problem}", components=row.components if row else ())
+        components = row.components if row else ()
+        literals_pass = row is None or row.success
+        if spec.scoring.needs_judge and stored is None and not target.with_rubric and literals_pass:
+            if self.settings.mode is JudgeMode.OFF:
+                return Outcome(job.nodeid, "skipped", "judge off", components=components)
+            return Outcome(job.nodeid, "error", self._missing(spec.id), components=components)
         rubric = self._rubric(job, target, stored, tap)
         passed = (row is None or row.success) and (stored is None or stored.passed)
-        if spec.scoring.needs_judge and self.settings.mode is JudgeMode.OFF and not spec.assertions:
-            return Outcome(job.nodeid, "skipped", "judge off")
         score = rubric.score if rubric is not None else (row.score if row else None)
-        components = row.components if row else ()
-        return Outcome(
-            job.nodeid, "passed" if passed else "failed", row.reason if row else "", score, components, rubric
+        reason = row.reason if row else (stored.reason if stored else "")
+        return Outcome(job.nodeid, "passed" if passed else "failed", reason, score, components, rubric)
+
+    def _missing(self, eval_id: str) -> str:
+        return (
+            f"eval {eval_id}: no stored verdict for its rubric on the current output (judge mode "
+            f"{self.settings.mode.value}, judge model {self.settings.model}); run with "
+            "--agentloop-judge=record to have Promptfoo grade it"
         )
 
     def _problem(self, row: Row, target: ExportTarget, tap: GraderTap, url: str) -> str | None:

@@ -11,6 +11,7 @@ first worker run Promptfoo and the others read its outcomes, so it runs once.
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -29,6 +30,7 @@ from pytest_agentloop.config import settings_of
 from pytest_agentloop.errors import AgentloopError
 
 PLUGIN_NAME = "agentloop-promptfoo"
+KEEP_RUNS = 5
 
 
 def _say_stderr(line: str) -> None:
@@ -78,6 +80,7 @@ class PromptfooPlugin:
             done = work / "outcomes.json"
             if done.is_file():
                 return load_outcomes(done)
+            prune_runs(work.parent, keep=work)
             try:
                 outcomes = BackendRun(jobs, self._backend_settings(), work, self.executable, self._say).run()
             except (PromptfooRunError, OSError) as exc:
@@ -112,6 +115,13 @@ class PromptfooPlugin:
     def pytest_unconfigure(self) -> None:
         """Stop the worker thread."""
         self._pool.shutdown(wait=True)
+
+
+def prune_runs(folder: Path, keep: Path, newest: int = KEEP_RUNS) -> None:
+    """Remove all but the newest run folders (config, results, Promptfoo's state) besides ``keep``."""
+    runs = sorted((p for p in folder.iterdir() if p.is_dir() and p != keep), key=lambda p: p.stat().st_mtime)
+    for old in runs[: max(0, len(runs) - newest + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class PromptfooFailed(AssertionError):

@@ -142,6 +142,11 @@ class EvalItem(pytest.Item):
             expected=self.spec.expected,
             repeat=settings.repeat or self.spec.repeat,
             threshold=self.spec.threshold,
+            question=record.question,
+            artifacts_dir=record.artifacts_dir,
+            judge_context=tuple(getattr(self.spec, "judge_context", ()) or ()),  # the field lands with `inputs`
+            eval_path=self.path,
+            line=self.spec.line,
         )
 
     def setup(self) -> None:
@@ -150,14 +155,14 @@ class EvalItem(pytest.Item):
         try:
             self.record = self.store.get(self.spec.trace)
             _ = self.record.answer
-            if needs_artifacts(self.spec):
+            if needs_artifacts(self.spec) or self.spec.judge_context:
                 self.record.require_artifacts()
+            self._check_literals(self.record)
         except AgentloopError as exc:
             problem = f"eval {self.spec.id}: {exc.display(self.config.rootpath)}"
         if problem or self.record is None:
             pytest.fail(problem or "no record", pytrace=False)
         self.user_properties.extend([("trace_id", self.record.trace_id), ("trace_label", self.record.label)])
-        self._check_literals(self.record)
         if self.judged and (self.verdict is None or self.verdict.passed):
             self._resolve_rubric()
 

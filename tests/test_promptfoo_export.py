@@ -170,7 +170,9 @@ def test_rubric_is_llm_rubric_with_threshold_provider_and_the_native_prompt(tmp_
     }
     messages = json.loads(test["options"]["rubricPrompt"])
     rendered = [_render(m["content"], answer) for m in messages]
-    native = build_prompt("PASS if the answer gives the runway {% if x %}.", answer, "mentions {{ runway }}")
+    native = build_prompt(
+        "PASS if the answer gives the runway {% if x %}.", answer, "mentions {{ runway }}", "question of trace-01?"
+    )
     assert rendered == [native.system, native.user]
     assert SECRET_KEY not in json.dumps(exported.config)
 

@@ -89,11 +89,18 @@ def _from_store(job: Job, settings: Settings) -> RubricOutcome | None:
     if not (spec.scoring.needs_judge and spec.rubric) or settings.mode is JudgeMode.OFF:
         return None
     with_model = settings.mode is not JudgeMode.REFRESH
-    return stored_rubric(job.store_path, spec.rubric, job.target.output, settings.model, spec.threshold, with_model)
+    return stored_rubric(job.store_path, job.target.judge_inputs(), settings.model, spec.threshold, with_model)
 
 
 def _rubric(outcome: RubricOutcome) -> Rubric:
     return Rubric(outcome.passed, outcome.score, outcome.reason, outcome.source)
+
+
+def _key(target: ExportTarget) -> str:
+    """The tap's key of this eval's grading prompt."""
+    i = target.judge_inputs()
+    prompt = build_prompt(i.rubric, i.output, i.expected, i.question, i.context)
+    return prompt_key(prompt.system, prompt.user)
 
 
 def judge_answer(exchange: Exchange | None, url: str) -> ParsedVerdict | str:
@@ -108,7 +115,7 @@ def judge_answer(exchange: Exchange | None, url: str) -> ParsedVerdict | str:
     if text is None:
         return f"judge endpoint {url} sent a malformed response: {exchange.body[:300]!r}"
     try:
-        return parse_verdict(text)
+        return parse_verdict(text, strict=False)
     except JudgeAnswerError as exc:
         return str(exc)
 
@@ -154,6 +161,8 @@ class BackendRun:
             t.artifacts_dir,
             t.dataroom_dir,
             self._grades_rubric(job),
+            t.question,
+            t.context,
         )
 
     def _promptfoo(self, targets: list[ExportTarget], tap: GraderTap) -> dict[str, Row]:
@@ -208,8 +217,7 @@ class BackendRun:
         return None
 
     def _answer(self, target: ExportTarget, tap: GraderTap, url: str) -> ParsedVerdict | str:
-        prompt = build_prompt(target.spec.rubric or "", target.output, target.spec.expected)
-        return judge_answer(tap.last(prompt_key(prompt.system, prompt.user)), url)
+        return judge_answer(tap.last(_key(target)), url)
 
     def _rubric(self, job: Job, target: ExportTarget, stored: RubricOutcome | None, tap: GraderTap) -> Rubric | None:
         if stored is not None:
@@ -217,16 +225,14 @@ class BackendRun:
         if not target.with_rubric:
             return None
         spec = target.spec
-        prompt = build_prompt(spec.rubric or "", target.output, spec.expected)
-        exchange = tap.last(prompt_key(prompt.system, prompt.user))
-        parsed = parse_verdict(exchange.answer_text() or "") if exchange else None
+        exchange = tap.last(_key(target))
+        parsed = parse_verdict(exchange.answer_text() or "", strict=False) if exchange else None
         if parsed is None or exchange is None:
             return None
         verdict = promptfoo_verdict(
             eval_file=target.eval_file,
             eval_id=spec.id,
-            rubric=spec.rubric or "",
-            output=target.output,
+            inputs=target.judge_inputs(),
             model=self.settings.model,
             grader=self.settings.grader.provider_id,
             parsed=parsed,

@@ -27,6 +27,7 @@ import yaml
 
 from pytest_agentloop.assertions import lookup
 from pytest_agentloop.config import JudgeApi
+from pytest_agentloop.judge.keys import JudgeInputs
 from pytest_agentloop.judge.rubric import build_prompt, delimiter_tag
 from pytest_agentloop.spec import AssertionSpec, EvalSpec
 
@@ -91,6 +92,13 @@ class ExportTarget:
     artifacts_dir: Path | None = None
     dataroom_dir: Path | None = None
     with_rubric: bool = True
+    question: str = ""
+    context: tuple[tuple[str, str], ...] = ()
+
+    def judge_inputs(self) -> JudgeInputs:
+        """What the native judge is shown for this eval (its verdicts are keyed on these)."""
+        spec = self.spec
+        return JudgeInputs(spec.rubric or "", spec.expected, self.output, self.question, self.context)
 
 
 @dataclass(frozen=True)
@@ -128,12 +136,13 @@ def raw(text: str) -> str:
     return "{% raw %}" + text + "{% endraw %}"
 
 
-def rubric_prompt(rubric: str, output: str, expected: str) -> str:
+def rubric_prompt(inputs: JudgeInputs) -> str:
     """This project's judge messages as a Promptfoo ``rubricPrompt`` (JSON messages, ``{{output}}`` in its slot)."""
-    prompt = build_prompt(rubric, output, expected)
-    opening = f"<<<OUTPUT {delimiter_tag(output)}>>>\n"
+    prompt = build_prompt(inputs.rubric, inputs.output, inputs.expected, inputs.question, inputs.context)
+    tag = delimiter_tag(inputs.output, inputs.question, *(part for pair in inputs.context for part in pair))
+    opening = f"<<<OUTPUT {tag}>>>\n"
     start = prompt.user.index(opening) + len(opening)
-    before, after = prompt.user[:start], prompt.user[start + len(output) :]
+    before, after = prompt.user[:start], prompt.user[start + len(inputs.output) :]
     user = raw(before) + "{{ output }}" + raw(after)
     messages = [{"role": "system", "content": raw(prompt.system)}, {"role": "user", "content": user}]
     return json.dumps(messages, ensure_ascii=False)
@@ -281,7 +290,7 @@ def export_test(target: ExportTarget, grader: Grader, notes: list[Note]) -> dict
                 "provider": grader.provider(),
             }
         )
-        test["options"] = {"rubricPrompt": rubric_prompt(spec.rubric, target.output, spec.expected)}
+        test["options"] = {"rubricPrompt": rubric_prompt(target.judge_inputs())}
     if spec.repeat > 1:
         notes.append(
             Note(target.nodeid, f"repeat: {spec.repeat}", "Promptfoo repeats whole runs, not one test", exported=False)

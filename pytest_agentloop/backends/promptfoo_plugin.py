@@ -25,9 +25,10 @@ from pytest_agentloop.backends.promptfoo_backend import BackendRun, Job, Outcome
 from pytest_agentloop.backends.promptfoo_export import ExportTarget, Grader
 from pytest_agentloop.backends.promptfoo_install import PromptfooUnavailable, ensure_promptfoo
 from pytest_agentloop.backends.promptfoo_run import PromptfooRunError
-from pytest_agentloop.collect import JUDGE_OFF, EvalItem, display_path
+from pytest_agentloop.collect import JUDGE_OFF, EvalItem
 from pytest_agentloop.config import settings_of
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.judge.context import read_context
 
 PLUGIN_NAME = "agentloop-promptfoo"
 KEEP_RUNS = 5
@@ -154,13 +155,18 @@ class PromptfooEvalItem(EvalItem):
         return False
 
     def job(self) -> Job:
-        """What the backend run needs for this eval."""
+        """What the backend run needs for this eval (what the native judge would be shown, too)."""
+        request = self.grade_request()
         record = self.store.get(self.spec.trace)
         artifacts = record.artifacts_dir.resolve() if record.artifacts_dir.is_dir() else None
         dataroom = self.suite.dataroom_dir.resolve() if self.suite.dataroom_dir else None
-        eval_file = display_path(self.config, self.path)
-        target = ExportTarget(self.spec, self.nodeid, eval_file, record.answer, record.label, artifacts, dataroom)
-        return Job(target, self.path.parent / settings_of(self.config).verdicts_filename)
+        limit = settings_of(self.config).judge_context_bytes
+        context = read_context(request.eval_id, request.artifacts_dir, request.judge_context, limit)
+        target = ExportTarget(
+            self.spec, self.nodeid, request.eval_file, request.output, record.label, artifacts, dataroom,
+            question=request.question, context=context,
+        )  # fmt: skip
+        return Job(target, request.store_path)
 
     def setup(self) -> None:
         """Load the recorded run and this eval's outcome from the Promptfoo run; errors are pytest errors."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_agentloop.backends.promptfoo_export import ExportTarget
-from pytest_agentloop.config import DEFAULT_TRACES_DIRNAME
+from pytest_agentloop.config import DEFAULT_JUDGE_CONTEXT_KB, DEFAULT_TRACES_DIRNAME
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.judge.context import read_context
 from pytest_agentloop.spec import load_suite
 from pytest_agentloop.traces.store import TraceStore, find_store_root
 
@@ -19,8 +20,13 @@ def display(path: Path, root: Path) -> str:
     return (path.relative_to(root) if path.is_relative_to(root) else path).as_posix()
 
 
-def targets_for(files: list[Path], root: Path, traces_dirname: str = DEFAULT_TRACES_DIRNAME) -> list[ExportTarget]:
-    """Every eval in ``files`` with its recorded answer; node ids relative to ``root``."""
+def targets_for(
+    files: list[Path],
+    root: Path,
+    traces_dirname: str = DEFAULT_TRACES_DIRNAME,
+    limit: int = DEFAULT_JUDGE_CONTEXT_KB * 1000,
+) -> list[ExportTarget]:
+    """Every eval in ``files`` with its recorded answer and what the judge is shown; node ids relative to ``root``."""
     targets = []
     for path in files:
         suite = load_suite(path, MAX_BYTES)
@@ -43,6 +49,8 @@ def targets_for(files: list[Path], root: Path, traces_dirname: str = DEFAULT_TRA
                     trace_label=record.label,
                     artifacts_dir=artifacts,
                     dataroom_dir=suite.dataroom_dir.resolve() if suite.dataroom_dir else None,
+                    question=record.question,
+                    context=read_context(spec.id, artifacts, tuple(getattr(spec, "judge_context", ()) or ()), limit),
                 )
             )
     return targets

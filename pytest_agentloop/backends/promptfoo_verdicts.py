@@ -1,9 +1,10 @@
 """The backend's two touches of the keyed verdict store: look a rubric up, store Promptfoo's verdicts.
 
-Keys are the native judge's (rubric, graded output, judge model, prompt
-version), so a verdict Promptfoo's grader produced replays in a later run
-without Promptfoo, and a person's verdict outranks it. Kept to these two
-functions so a change of store touches one module.
+Keys are the native judge's (every input of its prompt, the judge model, the
+prompt version: :mod:`pytest_agentloop.judge.keys`), so a verdict Promptfoo's
+grader produced replays in a later run without Promptfoo, and a person's
+verdict outranks it. Kept to these functions so a change of store touches one
+module.
 """
 
 from __future__ import annotations
@@ -11,26 +12,18 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from pytest_agentloop.judge.keys import JudgeInputs, human_key, model_key, subject_key
 from pytest_agentloop.judge.planner import RubricOutcome, combine
 from pytest_agentloop.judge.rubric import PROMPT_VERSION, ParsedVerdict
-from pytest_agentloop.judge.verdicts import (
-    Verdict,
-    VerdictStore,
-    find,
-    human_key,
-    index,
-    now,
-    subject_key,
-    verdict_key,
-)
+from pytest_agentloop.judge.verdicts import Verdict, VerdictIndex, VerdictStore, now
 
 
 def stored_rubric(
-    store_path: Path, rubric: str, output: str, model: str, threshold: float, with_model: bool
+    store_path: Path, inputs: JudgeInputs, model: str, threshold: float, with_model: bool
 ) -> RubricOutcome | None:
-    """A person's verdict on this rubric and output, else (``with_model``) a stored model verdict."""
-    grouped = index(VerdictStore(store_path).read())
-    found = find(grouped, human_key(rubric, output), verdict_key(rubric, output, model, PROMPT_VERSION))
+    """A person's verdict on these inputs, else (``with_model``) a stored model verdict."""
+    index = VerdictIndex.of(VerdictStore(store_path).read())
+    found = index.find(human_key(inputs), model_key(inputs, model, PROMPT_VERSION))
     if found.human is not None:
         return combine([found.human], threshold)
     if with_model and 0 in found.model:
@@ -42,8 +35,7 @@ def promptfoo_verdict(
     *,
     eval_file: str,
     eval_id: str,
-    rubric: str,
-    output: str,
+    inputs: JudgeInputs,
     model: str,
     grader: str,
     parsed: ParsedVerdict,
@@ -51,8 +43,8 @@ def promptfoo_verdict(
 ) -> Verdict:
     """A verdict Promptfoo's grader gave, keyed as the native judge keys its own."""
     return Verdict(
-        key=verdict_key(rubric, output, model, PROMPT_VERSION),
-        subject=subject_key(rubric, output),
+        key=model_key(inputs, model, PROMPT_VERSION),
+        subject=subject_key(inputs),
         eval_file=eval_file,
         eval_id=eval_id,
         passed=parsed.passed,
@@ -64,6 +56,7 @@ def promptfoo_verdict(
         created=now(),
         input_tokens=tokens[0],
         output_tokens=tokens[1],
+        inputs=tuple(sorted(inputs.digests(model=True).items())),
     )
 
 

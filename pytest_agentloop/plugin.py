@@ -29,6 +29,7 @@ from pytest_agentloop.config import (
     DEFAULT_TRACES_DIRNAME,
     DEFAULT_VERDICTS_FILE,
     SETTINGS_KEY,
+    Backend,
     GateMode,
     JudgeApi,
     JudgeMode,
@@ -144,6 +145,7 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ("concurrency", "N", positive_int, "judge calls in flight at once (default: 8)"),
         ("repeat", "N", positive_int, "grade every rubric N times (overrides each eval's repeat)"),
         ("verdicts", "FILE", None, f"verdict store file name beside the eval files (default: {DEFAULT_VERDICTS_FILE})"),
+        ("backend", "NAME", enum_value(Backend), "native (default) or promptfoo (one Promptfoo run grades the evals)"),
     ]
     _add_settings(group, parser, rows)
 
@@ -239,6 +241,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
         config.pluginmanager.register(selector, ShardSelector.name)
     register_live(config)
+    if settings.backend is Backend.PROMPTFOO:
+        from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
+
+        config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
 
 
 PLUGIN_TYPES_KEY = pytest.StashKey[list[str]]()
@@ -259,7 +265,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
-    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name):
+    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name, "agentloop-promptfoo"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_agentloop.cli import authoring, evals, feedback, handoff, history, record, verdicts
+from pytest_agentloop.cli import authoring, evals, feedback, handoff, history, promptfoo, record, verdicts
 from pytest_agentloop.errors import AgentloopError
 
-COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring, record)
+COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring, record, promptfoo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionType, AssertionTypeClash, using
 from pytest_agentloop.config import JudgeMode, Settings, evaluates, is_worker, settings_of
 from pytest_agentloop.errors import AgentloopError, SpecError, TraceStoreError
@@ -155,10 +156,17 @@ class EvalItem(pytest.Item):
     """One eval definition checked against its source trace's recorded run."""
 
     def __init__(
-        self, *, spec: EvalSpec, suite: SuiteSpec, store: TraceStore, registry: AssertionRegistry, **kwargs: Any
+        self,
+        *,
+        spec: EvalSpec,
+        suite: SuiteSpec,
+        store: TraceStore,
+        registry: AssertionRegistry | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.spec, self.suite, self.store, self.registry = spec, suite, store, registry
+        self.spec, self.suite, self.store = spec, suite, store
+        self.registry = registry or getattr(self.parent, "registry", None) or AssertionRegistry()
         self.record: TraceRecord | None = None
         self.verdict: LiteralVerdict | None = None
         self.rubric: RubricOutcome | None = None
@@ -185,14 +193,15 @@ class EvalItem(pytest.Item):
     def grade_request(self) -> GradeRequest:
         """What the planner needs to resolve this eval's rubric (reads the answer)."""
         settings = settings_of(self.config)
-        record = self.record or self.store.get(self.spec.trace)
+        record = self.record or self._run_record(wait=False)
+        source = self.config.stash.get(RUN_SOURCE_KEY, None)
         return GradeRequest(
             nodeid=self.nodeid,
             eval_file=display_path(self.config, self.path),
             eval_id=self.spec.id,
             rubric=self.spec.rubric or "",
             output=record.answer,
-            store_path=self.path.parent / settings.verdicts_filename,
+            store_path=source.verdicts_path(self) if source else self.path.parent / settings.verdicts_filename,
             expected=self.spec.expected,
             repeat=settings.repeat or self.spec.repeat,
             threshold=self.spec.threshold,
@@ -203,14 +212,21 @@ class EvalItem(pytest.Item):
             line=self.spec.line,
         )
 
+    def _run_record(self, wait: bool = True) -> TraceRecord:
+        """The run this eval checks: a fresh one when a run source (``--agentloop-live``) is set, else the recorded."""
+        source = self.config.stash.get(RUN_SOURCE_KEY, None)
+        return self.store.get(self.spec.trace) if source is None else source.record_for(self, wait=wait)
+
     def setup(self) -> None:
         """Gather the inputs: the recorded run, then (unless only collecting or setting up) the rubric verdict.
 
         Anything missing or a judge fault fails here, so pytest reports an error, not a failure.
         """
+        if not evaluates(self.config) and RUN_SOURCE_KEY in self.config.stash:
+            return  # --setup-only/--setup-plan with --agentloop-live: no agent run, no model call
         problem = None
         try:
-            self.record = self.store.get(self.spec.trace)
+            self.record = self._run_record()
             _ = self.record.answer
             with using(self.registry):
                 if needs_artifacts(self.spec) or self.spec.judge_context:

@@ -39,6 +39,13 @@ class GateMode(enum.StrEnum):
     REGRESSIONS = "regressions"
 
 
+class Backend(enum.StrEnum):
+    """What grades the eval items: this plugin, or one Promptfoo run."""
+
+    NATIVE = "native"
+    PROMPTFOO = "promptfoo"
+
+
 class JudgeApi(enum.StrEnum):
     """Which OpenAI API the judge is called through."""
 
@@ -103,6 +110,7 @@ class Settings:
     report: str | None = None
     shard: str | None = None
     durations: str | None = None
+    backend: Backend = Backend.NATIVE
     given: frozenset[str] = field(default=frozenset(), compare=False)
     """Names of the fields set explicitly (option, ini or environment) rather than defaulted."""
 
@@ -272,6 +280,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: {default})", "N", non_negative_int),
     Setting("concurrency", "concurrency", "judge calls in flight at once (default: {default})", "N", positive_int),
     Setting("repeat", "repeat", "grade every rubric N times (default: each eval's repeat)", "N", positive_int),
+    Setting("backend", "backend", "native (default) or promptfoo (one Promptfoo run grades the evals)", "NAME",
+            enum_value(Backend)),
     Setting("verdicts", "verdicts_filename", "verdict store file name beside the eval files (default: {default})",
             "FILE"),
     Setting("handoff-timeout", "handoff_timeout", "time budget of the HALO run, seconds (default: {default})",

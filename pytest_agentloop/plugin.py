@@ -13,9 +13,12 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_agentloop.agent.live import register_live
+from pytest_agentloop.agent.options import add_options as add_live_options
+from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionTypeClash, using
 from pytest_agentloop.collect import EvalFile, EvalItem, registry_for, store_for
-from pytest_agentloop.config import SETTINGS_KEY, add_settings, build_settings, settings_of
+from pytest_agentloop.config import SETTINGS_KEY, Backend, add_settings, build_settings, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
 from pytest_agentloop.gate.sharding import ShardSelector
@@ -38,6 +41,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="after the run, send results, feedback and traces to HALO and write a handoff "
         "(default PATH: <agentloop_artifacts_dir>/handoff.md)",
     )
+    add_live_options(group, parser, _add_rows)
+
+
+Row = tuple[str, str, "Callable[[str], object] | None", str]
+
+
+def _add_rows(group: pytest.OptionGroup, parser: pytest.Parser, rows: list[Row]) -> None:
+    """Options a capability plugin declares itself (live runs): ``--agentloop-NAME`` and ini ``agentloop_NAME``."""
+    for name, metavar, kind, text in rows:
+        dest = "agentloop_" + name.replace("-", "_")
+        group.addoption(f"--agentloop-{name}", dest=dest, default=None, metavar=metavar, type=kind, help=text)
+        parser.addini(dest, default="", help=text)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -65,6 +80,11 @@ def pytest_configure(config: pytest.Config) -> None:
         except AgentloopError as exc:
             raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
         config.pluginmanager.register(selector, ShardSelector.name)
+    register_live(config)
+    if settings.backend is Backend.PROMPTFOO:
+        from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
+
+        config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
 
 
 def _check_plugin_assertions(config: pytest.Config) -> None:
@@ -81,7 +101,7 @@ def _check_plugin_assertions(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object."""
-    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name):
+    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name, "agentloop-promptfoo"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
@@ -134,6 +154,9 @@ def agentloop_trace(request: pytest.FixtureRequest, agentloop_store: TraceStore)
             "or override the agentloop_trace fixture",
             pytrace=False,
         )
+    source = request.config.stash.get(RUN_SOURCE_KEY, None)
+    if source is not None:  # --agentloop-live: the fresh run of the same question
+        return _or_fail(lambda: source.record_for(request.node))
     return _or_fail(lambda: agentloop_store.get(str(marker.args[0])))
 
 

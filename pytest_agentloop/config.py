@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_agentloop.ratelimit import RateLimit, parse_rate
+
 
 class JudgeMode(enum.StrEnum):
     """Where rubric verdicts come from."""
@@ -89,6 +91,7 @@ class Settings:
     judge_timeout: float = 60.0
     judge_retries: int = 4
     concurrency: int = 8
+    rate: RateLimit | None = None
     repeat: int | None = None
     verdicts_filename: str = "verdicts.jsonl"
     handoff: str | None = None
@@ -124,6 +127,10 @@ class Settings:
     def judge_context_bytes(self) -> int:
         """The most judge_context artifact text one eval shows the judge, in bytes."""
         return int(self.judge_context_kb * 1000)
+
+    def rate_dir(self, root: Path) -> Path:
+        """Where the shared rate budgets live (one file per endpoint, shared by xdist workers)."""
+        return root / self.artifacts_dir / "rate"
 
     def locks_dir(self, root: Path) -> Path:
         """Where lock files go: under the artifacts folder, never beside tracked files."""
@@ -279,7 +286,11 @@ SETTINGS: tuple[Setting, ...] = (
             positive_float),
     Setting("judge-retries", "judge_retries", "retries of 429, 5xx, timeouts, dropped connections "
             "(default: {default})", "N", non_negative_int),
-    Setting("concurrency", "concurrency", "judge calls in flight at once (default: {default})", "N", positive_int),
+    Setting("concurrency", "concurrency", "judge calls in flight at once, an upper bound (default: {default})", "N",
+            positive_int),
+    Setting("rate", "rate", "the endpoint's rate limit, RPM or RPM,TPM: calls are paced to stay under it, shared "
+            "by every process of the session (default: no pacing; with a rate, x-ratelimit headers can lower it)",
+            "RPM[,TPM]", parse_rate),
     Setting("repeat", "repeat", "grade every rubric N times (default: each eval's repeat)", "N", positive_int),
     Setting("backend", "backend", "native (default) or promptfoo (one Promptfoo run grades the evals)", "NAME",
             enum_value(Backend)),

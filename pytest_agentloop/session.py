@@ -36,8 +36,8 @@ WORKER_KEY = "agentloop"
 __all__ = ["AgentloopSession", "XdistHooks", "is_worker"]
 
 
-def endpoint_for(settings: Settings) -> JudgeEndpoint:
-    """The judge endpoint the settings describe (key read from the environment)."""
+def endpoint_for(settings: Settings, root: Path) -> JudgeEndpoint:
+    """The judge endpoint the settings describe (key read from the environment; rate budget under ``root``)."""
     return JudgeEndpoint(
         model=settings.judge_model,
         api_key=settings.judge_key(),
@@ -48,6 +48,8 @@ def endpoint_for(settings: Settings) -> JudgeEndpoint:
         key_env=settings.judge_key_env,
         max_tokens=settings.judge_max_tokens,
         schema=settings.judge_schema is JudgeSchema.ON,
+        rate=settings.rate,
+        rate_dir=settings.rate_dir(root),
     )
 
 
@@ -148,7 +150,7 @@ class AgentloopSession:
             return
         judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
         self.planner = JudgePlanner(
-            endpoint_for(self.settings),
+            endpoint_for(self.settings, self.config.rootpath),
             self.settings.judge_mode,
             self.settings.concurrency,
             self._write_verdicts,

@@ -79,6 +79,7 @@ class Settings:
     gate: GateMode = GateMode.ALL
     split: str | None = None
     report: str | None = None
+    html: str | None = None
 
     def history_path(self, root: Path) -> Path:
         """Where the run history lives."""
@@ -202,6 +203,7 @@ def _handoff_settings(config: pytest.Config) -> dict[str, Any]:
         "gate": GateMode(enum_value(GateMode)(str(_setting(config, "agentloop_gate", "all")))),
         "split": _optional(config, "agentloop_split"),
         "report": _optional(config, "agentloop_report"),
+        "html": _optional(config, "agentloop_html"),
     }
 
 

@@ -36,6 +36,7 @@ from pytest_agentloop.config import (
 )
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
+from pytest_agentloop.report.plugin import HtmlReportPlugin
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec, Split
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -166,6 +167,7 @@ def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ),
         ("split", "SPLIT", enum_value(Split), "run only the optimization or the holdout evals"),
         ("report", "PATH", None, "also write the gate summary (markdown) to PATH"),
+        ("html", "PATH", None, "write a self-contained HTML report of the run to PATH"),
     ]
     _add_settings(group, parser, rows)
 
@@ -187,6 +189,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
+    if settings_of(config).html and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(HtmlReportPlugin(config), HtmlReportPlugin.name)
 
 
 PLUGIN_TYPES_KEY = pytest.StashKey[list[str]]()
@@ -207,7 +211,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
-    for name in (AgentloopSession.name, "agentloop-xdist"):
+    for name in (AgentloopSession.name, "agentloop-xdist", HtmlReportPlugin.name):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

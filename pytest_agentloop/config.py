@@ -79,6 +79,8 @@ class Settings:
     gate: GateMode = GateMode.ALL
     split: str | None = None
     report: str | None = None
+    shard: str | None = None
+    durations: str | None = None
     html: str | None = None
 
     def history_path(self, root: Path) -> Path:
@@ -203,6 +205,8 @@ def _handoff_settings(config: pytest.Config) -> dict[str, Any]:
         "gate": GateMode(enum_value(GateMode)(str(_setting(config, "agentloop_gate", "all")))),
         "split": _optional(config, "agentloop_split"),
         "report": _optional(config, "agentloop_report"),
+        "shard": _optional(config, "agentloop_shard"),
+        "durations": _optional(config, "agentloop_durations"),
         "html": _optional(config, "agentloop_html"),
     }
 

@@ -36,6 +36,8 @@ from pytest_agentloop.config import (
 )
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
+from pytest_agentloop.gate.sharding import ShardSelector
+from pytest_agentloop.gate.shards import parse_shard
 from pytest_agentloop.report.plugin import HtmlReportPlugin
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec, Split
@@ -167,9 +169,20 @@ def _gate_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ),
         ("split", "SPLIT", enum_value(Split), "run only the optimization or the holdout evals"),
         ("report", "PATH", None, "also write the gate summary (markdown) to PATH"),
+        ("shard", "K/N", shard_value, "run shard K of N (balanced by recorded durations; see agentloop merge)"),
+        ("durations", "FILE", None, "per-eval seconds for sharding: a results export or a {nodeid: seconds} file"),
         ("html", "PATH", None, "write a self-contained HTML report of the run to PATH"),
     ]
     _add_settings(group, parser, rows)
+
+
+def shard_value(text: str) -> str:
+    """``type=`` callable for ``--agentloop-shard``: K/N with 1 <= K <= N."""
+    try:
+        parse_shard(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--agentloop-shard: {exc}") from None
+    return text
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -189,7 +202,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
-    if settings_of(config).html and not hasattr(config, "workerinput"):
+    settings = settings_of(config)
+    if settings.shard:
+        durations = Path(settings.durations) if settings.durations else None
+        try:
+            selector = ShardSelector(parse_shard(settings.shard), durations)
+        except AgentloopError as exc:
+            raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
+        config.pluginmanager.register(selector, ShardSelector.name)
+    if settings.html and not hasattr(config, "workerinput"):
         config.pluginmanager.register(HtmlReportPlugin(config), HtmlReportPlugin.name)
 
 
@@ -211,6 +232,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
+    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name):
     for name in (AgentloopSession.name, "agentloop-xdist", HtmlReportPlugin.name):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

@@ -1,0 +1,169 @@
+"""One request/token budget per endpoint, shared by every process of a session.
+
+Users are bound by their key's rate limit, not by a concurrency number. A
+:class:`RateBudget` paces calls so that the session stays under the limit and
+slows down *before* a 429: it is a token bucket (requests per minute, and
+optionally tokens per minute) whose state lives in a small file under a lock,
+so pytest-xdist workers and the controller draw from one budget instead of N.
+Responses teach it more: ``x-ratelimit-limit-*`` lowers the pace to what the
+endpoint says the key has, and ``x-ratelimit-remaining-*`` with
+``x-ratelimit-reset-*`` pause callers until the window resets when the budget
+is nearly spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from pytest_agentloop.recordings import digest
+
+Clock = Callable[[], float]
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests (and optionally tokens) per minute."""
+
+    rpm: float
+    tpm: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.rpm:g} rpm" + (f", {self.tpm:g} tpm" if self.tpm else "")
+
+
+def parse_rate(text: str) -> RateLimit:
+    """``RPM`` or ``RPM,TPM`` (positive numbers); anything else is a ValueError saying what is allowed."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"expected RPM or RPM,TPM (for example 600 or 600,200000), got {text!r}") from None
+    if len(values) not in (1, 2) or not all(0 < v < float("inf") for v in values):
+        raise ValueError(f"expected RPM or RPM,TPM with positive numbers, got {text!r}")
+    return RateLimit(values[0], values[1] if len(values) == 2 else None)
+
+
+def parse_reset(text: str) -> float | None:
+    """OpenAI's reset durations (``1s``, ``6m0s``, ``20ms``) in seconds."""
+    found = _DURATION.findall(text.strip())
+    if not found:
+        return None
+    return sum(float(number) * _UNIT[unit] for number, unit in found)
+
+
+@dataclass
+class _Bucket:
+    """Tokens available, the pace, and until when the endpoint asked for a pause."""
+
+    requests: float
+    tokens: float
+    stamp: float
+    rpm: float
+    tpm: float | None
+    paused_until: float = 0.0
+
+
+class RateBudget:
+    """A token bucket for one endpoint, kept in ``state_dir`` so every process of a session shares it."""
+
+    BURST_SECONDS = 1.0  # at most one second's worth of calls at once: what a per-second limiter accepts
+
+    def __init__(self, endpoint: str, limit: RateLimit, state_dir: Path, clock: Clock = time.time) -> None:
+        self.limit = limit
+        self.clock = clock
+        state_dir.mkdir(parents=True, exist_ok=True)
+        name = "rate-" + digest(endpoint)
+        self.path = state_dir / f"{name}.json"
+        self._lock = FileLock(state_dir / f"{name}.lock")
+        self.waited = 0.0
+
+    # -- the bucket, under the file lock -------------------------------------------------
+
+    def _load(self, now: float) -> _Bucket:
+        try:
+            data = json.loads(self.path.read_text())
+            bucket = _Bucket(**data)
+        except (OSError, ValueError, TypeError):
+            bucket = _Bucket(self._burst(self.limit.rpm), self._burst(self.limit.tpm or 0), now, *self._pace())
+        elapsed = max(0.0, now - bucket.stamp)
+        bucket.requests = min(self._burst(bucket.rpm), bucket.requests + elapsed * bucket.rpm / 60)
+        if bucket.tpm:
+            bucket.tokens = min(self._burst(bucket.tpm), bucket.tokens + elapsed * bucket.tpm / 60)
+        bucket.stamp = now
+        return bucket
+
+    def _pace(self) -> tuple[float, float | None]:
+        return self.limit.rpm, self.limit.tpm
+
+    def _burst(self, per_minute: float) -> float:
+        return max(1.0, per_minute / 60 * self.BURST_SECONDS)
+
+    def _save(self, bucket: _Bucket) -> None:
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(json.dumps(bucket.__dict__))
+        temp.replace(self.path)
+
+    def try_take(self, tokens: int = 0) -> float:
+        """Take one request (and ``tokens``) if available: returns 0, else the seconds to wait."""
+        with self._lock:
+            now = self.clock()
+            bucket = self._load(now)
+            wait = max(0.0, bucket.paused_until - now)
+            if not wait and bucket.requests < 1:
+                wait = (1 - bucket.requests) * 60 / bucket.rpm
+            if not wait and bucket.tpm and tokens:
+                need = min(tokens, self._burst(bucket.tpm))
+                if bucket.tokens < need:
+                    wait = (need - bucket.tokens) * 60 / bucket.tpm
+            if not wait:
+                bucket.requests -= 1
+                bucket.tokens -= tokens if bucket.tpm else 0
+            self._save(bucket)
+            return wait
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait until a call (of about ``tokens`` tokens) fits the budget, then take it."""
+        while True:
+            wait = await asyncio.to_thread(self.try_take, tokens)
+            if not wait:
+                return
+            self.waited += wait
+            await asyncio.sleep(wait)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Learn from a response's ``x-ratelimit-*`` headers: the key's real limit, and a pause near its end."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if not any(k.startswith("x-ratelimit-") for k in lowered):
+            return
+        with self._lock:
+            now = self.clock()
+            bucket = self._load(now)
+            limit = _number(lowered.get("x-ratelimit-limit-requests"))
+            if limit:
+                bucket.rpm = min(bucket.rpm, limit)
+            token_limit = _number(lowered.get("x-ratelimit-limit-tokens"))
+            if token_limit and bucket.tpm:
+                bucket.tpm = min(bucket.tpm, token_limit)
+            remaining = _number(lowered.get("x-ratelimit-remaining-requests"))
+            reset = parse_reset(lowered.get("x-ratelimit-reset-requests", ""))
+            if remaining is not None and remaining < 1 and reset:
+                bucket.paused_until = max(bucket.paused_until, now + reset)
+                bucket.requests = min(bucket.requests, 0.0)
+            self._save(bucket)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None

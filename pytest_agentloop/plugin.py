@@ -232,8 +232,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
-    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name):
-    for name in (AgentloopSession.name, "agentloop-xdist", HtmlReportPlugin.name):
+    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name, HtmlReportPlugin.name):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -83,16 +83,19 @@ def _csp_hash(text: str) -> str:
 
 
 def _row(row: EvalRow, trace_key: str | None, hist: list[Any]) -> list[Any]:
-    values = asdict(row)
-    values["assertions"] = [
-        [a.type, a.line, int(a.passed), a.score, a.weight, a.expected, a.seen, a.artifact, a.metric]
-        for a in row.assertions
-    ]
-    values["tags"] = list(row.tags)
-    values["must_pass"], values["flaky"] = int(row.must_pass), int(row.flaky)
-    values["duration"] = round(row.duration, 4)
-    values["trace"], values["hist"] = trace_key, hist
-    return [values[c] for c in ROW_COLUMNS]
+    special = {
+        "assertions": [
+            [a.type, a.line, int(a.passed), a.score, a.weight, a.expected, a.seen, a.artifact, a.metric]
+            for a in row.assertions
+        ],
+        "tags": list(row.tags),
+        "must_pass": int(row.must_pass),
+        "flaky": int(row.flaky),
+        "duration": round(row.duration, 4),
+        "trace": trace_key,
+        "hist": hist,
+    }
+    return [special[c] if c in special else getattr(row, c) for c in ROW_COLUMNS]
 
 
 def _urgency(row: EvalRow) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentloop.collect import EvalItem
 from pytest_agentloop.config import settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.history import History
@@ -14,6 +15,7 @@ from pytest_agentloop.report import build, html
 from pytest_agentloop.report.model import ReportInput
 from pytest_agentloop.report.traces import StoreTraces
 from pytest_agentloop.results import EvalResult
+from pytest_agentloop.spec import EvalSpec
 
 
 class HtmlReportPlugin:
@@ -25,6 +27,12 @@ class HtmlReportPlugin:
         self.config = config
         self.written: Path | None = None
         self.error: str | None = None
+        self.specs: dict[str, EvalSpec] = {}
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Keep the definitions of collected evals (under xdist the eval files are read again at the end)."""
+        self.specs.update({i.nodeid: i.spec for i in items if isinstance(i, EvalItem)})
 
     def path(self) -> Path:
         """Where the report goes (relative paths are relative to the rootdir)."""
@@ -62,7 +70,7 @@ class HtmlReportPlugin:
         handoff = getattr(getattr(session, "handoff", None), "handoff", None)
         return ReportInput(
             run=build.run_info(recorded, run_id, **extra),
-            rows=build.rows_of(results, config.rootpath),
+            rows=build.rows_of(results, config.rootpath, self.specs),
             diff=None if diffs is None else build.diff_of(str(gate.baseline_ref), diffs),  # type: ignore[union-attr]
             trends=build.trends_of(history, {r.nodeid for r in results}, run_id if recorded else None),
             load_trace=StoreTraces(config.rootpath, settings.traces_dirname),

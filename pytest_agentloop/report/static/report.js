@@ -2,8 +2,10 @@
 // nothing from the data is ever parsed as HTML.
 "use strict";
 (function () {
+  performance.mark("agentloop:start");
   const D = JSON.parse(document.getElementById("agentloop-data").textContent);
-  const PAGE = 200;
+  performance.mark("agentloop:parsed");
+  const PAGE = 100;
   const SVGNS = "http://www.w3.org/2000/svg";
   const LABELS = {
     regressions: "newly failing (regressions)", newly_passing: "newly passing", still_failing: "still failing",
@@ -48,6 +50,7 @@
     return row;
   });
   const byNodeid = new Map(rows.map((r) => [r.nodeid, r]));
+  performance.mark("agentloop:rows");
 
   function urgency(row) {
     const broken = row.outcome === "failed" || row.outcome === "error";
@@ -229,25 +232,36 @@
     }
   }
 
-  function strip(hist, cell, height) {
+  // The last runs of one eval: a bar per run, coloured by outcome, as tall as its score.
+  // Compact strips (table rows) draw one path per outcome; full strips a titled rect per run.
+  function strip(hist, cell, height, titled) {
     const [letters, scores] = hist;
     const svg = document.createElementNS(SVGNS, "svg");
     svg.setAttribute("class", "strip");
     svg.setAttribute("width", String(Math.max(letters.length, 1) * (cell + 1)));
     svg.setAttribute("height", String(height));
+    const paths = {};
     for (let i = 0; i < letters.length; i++) {
-      const bg = document.createElementNS(SVGNS, "rect");
-      bg.setAttribute("class", "bg");
-      for (const [k, v] of [["x", i * (cell + 1)], ["y", 0], ["width", cell], ["height", height]]) bg.setAttribute(k, String(v));
       const score = scores[i] === null ? 1 : Math.max(0.15, scores[i]);
+      const x = i * (cell + 1), top = height * (1 - score);
+      if (!titled) {
+        paths[letters[i]] = (paths[letters[i]] || "") + "M" + x + " " + top.toFixed(1) + "h" + cell + "V" + height + "h-" + cell + "Z";
+        continue;
+      }
       const bar = document.createElementNS(SVGNS, "rect");
       bar.setAttribute("class", letters[i]);
-      for (const [k, v] of [["x", i * (cell + 1)], ["y", height * (1 - score)], ["width", cell], ["height", height * score]]) bar.setAttribute(k, String(v));
+      for (const [k, v] of [["x", x], ["y", top], ["width", cell], ["height", height - top]]) bar.setAttribute(k, String(v));
       const title = document.createElementNS(SVGNS, "title");
       const run = D.history_runs[D.history_runs.length - letters.length + i];
       title.textContent = (run ? run[0] + " " + run[1].slice(0, 16) + ": " : "") + HIST[letters[i]] + ", score " + fmtScore(scores[i]);
       bar.appendChild(title);
-      svg.appendChild(bg); svg.appendChild(bar);
+      svg.appendChild(bar);
+    }
+    for (const [letter, d] of Object.entries(paths)) {
+      const path = document.createElementNS(SVGNS, "path");
+      path.setAttribute("class", letter);
+      path.setAttribute("d", d);
+      svg.appendChild(path);
     }
     return svg;
   }
@@ -265,7 +279,7 @@
       add(el("td"), badge(row.outcome, "o-" + row.outcome), row.flaky ? badge("flaky", "b-flaky") : null),
       evalCell, splitCell, el("td", null, fmtScore(row.score)),
       el("td", null, fmtSecs(row.duration)), verdictCell(row),
-      add(el("td"), status), add(el("td"), row.hist[0].length ? strip(row.hist, 6, 14) : null));
+      add(el("td"), status), add(el("td"), row.hist[0].length ? strip(row.hist, 4, 14, false) : null));
     tr.addEventListener("click", () => select(row, false));
     return tr;
   }
@@ -321,7 +335,7 @@
       ["source trace", row.trace_label ? row.trace_label + " (" + row.trace_id + ")" : row.trace_id],
       ["written at", row.line ? row.nodeid.split("::")[0] + ":" + row.line : null],
     ]));
-    if (row.hist[0].length) add(box, el("h3", null, "last " + row.hist[0].length + " runs"), strip(row.hist, 12, 24));
+    if (row.hist[0].length) add(box, el("h3", null, "last " + row.hist[0].length + " runs"), strip(row.hist, 12, 24, true));
     if (row.explanation && row.explanation !== row.judge_reason) add(box, el("h3", null, row.outcome === "passed" ? "explanation" : "why"), el("pre", null, row.explanation));
     if (row.assertions.length) add(box, el("h3", null, "assertions"), assertionsTable(row));
     if (row.expected) add(box, el("h3", null, "expected behaviour"), el("p", null, row.expected));
@@ -412,7 +426,7 @@
 
   // -- markdown, as DOM nodes built from text (never HTML) ---------------------------------
   function inline(text, parent) {
-    const pattern = /(`[^`]+`)|(\*\*[^*]+\*\*|__[^_]+__)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\([^)\s]+\))/g;
+    const pattern = /(`[^`]+`)|(\*\*[^*]+\*\*|(?<!\w)__[^_]+__(?!\w))|(\*[^*\s][^*]*\*|(?<!\w)_[^_\s][^_]*_(?!\w))|(\[[^\]]+\]\([^)\s]+\))/g;
     let at = 0;
     for (const m of text.matchAll(pattern)) {
       if (m.index > at) parent.appendChild(document.createTextNode(text.slice(at, m.index)));
@@ -484,13 +498,19 @@
   }
 
   // -- start -------------------------------------------------------------------------------------
+  performance.mark("agentloop:data");
   renderHeader();
   renderDiff();
   renderHandoff();
+  performance.mark("agentloop:header");
   setupFilters();
   renderTable();
+  performance.mark("agentloop:table");
   const wanted = decodeURIComponent(location.hash.slice(1));
   if (wanted && byNodeid.has(wanted)) select(byNodeid.get(wanted), false);
-  document.documentElement.dataset.ready = "1";
-  window.agentloopReady = performance.now();
+  // Usable once the first screen is laid out and painted: the frame after next.
+  requestAnimationFrame(() => setTimeout(() => {
+    document.documentElement.dataset.ready = "1";
+    window.agentloopReady = performance.now();
+  }, 0));
 })();

@@ -125,8 +125,13 @@ def test_filters_search_trace_and_hostile_answer(
     assert page.evaluate("location.hash").endswith("aurora-faq-unreliable")
 
     page.fill("#search", "")
-    page.evaluate("window.scrollTo(0, 0)")
+    page.select_option("#sort", "urgency")
+    page.click("#diff .regress-box button:has-text('aurora-faq-unreliable')")
+    assert page.input_value("#detail .nodeid input").endswith("::aurora-faq-unreliable")
+    page.evaluate("window.scrollTo(0, document.getElementById('evals').offsetTop - 8)")
     page.screenshot(path=str(shots / "html-report.png"))
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "html-report-overview.png"))
     assert not problems, problems  # no CSP refusals, no script errors
 
 

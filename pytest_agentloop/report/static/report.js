@@ -11,6 +11,7 @@
     regressions: "newly failing (regressions)", newly_passing: "newly passing", still_failing: "still failing",
     new: "new evals", removed: "removed evals", flaky: "flaky", unchanged: "unchanged",
   };
+  const SHORT = { regressions: "regression", newly_passing: "newly passing", still_failing: "still failing", new: "new", flaky: "flaky" };
   const OUTCOMES = ["failed", "error", "passed", "skipped"];
   const HIST = { P: "passed", F: "failed", E: "error", S: "skipped" };
 
@@ -274,7 +275,7 @@
       el("div", "file", row.nodeid.split("::")[0] + (row.tags.length ? " · " + row.tags.join(", ") : "")));
     const split = row.split === "holdout" ? badge("holdout", "holdout") : el("span", "muted", row.split);
     const splitCell = add(el("td"), split, row.must_pass ? badge("must-pass", "must") : null);
-    const status = row.baseline_status && row.baseline_status !== "unchanged" ? badge(LABELS[row.baseline_status] || row.baseline_status, "b-" + row.baseline_status) : null;
+    const status = row.baseline_status && row.baseline_status !== "unchanged" ? badge(SHORT[row.baseline_status] || row.baseline_status, "b-" + row.baseline_status) : null;
     add(tr,
       add(el("td"), badge(row.outcome, "o-" + row.outcome), row.flaky ? badge("flaky", "b-flaky") : null),
       evalCell, splitCell, el("td", null, fmtScore(row.score)),
@@ -314,6 +315,7 @@
   function renderDetail(row) {
     const box = document.getElementById("detail");
     box.replaceChildren();
+    box.scrollTop = 0;
     add(box, add(el("h2"), badge(row.outcome, "o-" + row.outcome), document.createTextNode(" " + row.eval_id)), el("div", "muted", row.title));
     const nodeid = el("input");
     nodeid.readOnly = true; nodeid.value = row.nodeid; nodeid.setAttribute("aria-label", "node id");
@@ -405,10 +407,10 @@
     }
     const total = Math.max(last - first, 1);
     const table = el("table", "spans");
-    add(table, add(el("thead"), add(el("tr"), ...["span", "kind", "time", "duration", "tokens in/out", "model"].map((h) => el("th", null, h)))));
+    add(table, add(el("thead"), add(el("tr"), ...["span", "kind", "time", "duration", "tokens in/out"].map((h) => el("th", null, h)))));
     const body = el("tbody");
     for (const [id, , name, kind, start, ms, tin, tout, model, error] of spans) {
-      const nameCell = el("td", "mono", name);
+      const nameCell = add(el("td", "mono", name), model ? el("div", "muted", model) : null);
       nameCell.style.paddingLeft = 6 + 14 * depth.get(id) + "px";
       const bar = el("div", "bar");
       const fill = el("span");
@@ -417,7 +419,7 @@
       add(bar, fill);
       const tokens = tin === null && tout === null ? "" : (tin || 0) + " / " + (tout || 0);
       const tr = add(el("tr", error ? "err" : null), nameCell, el("td", "muted", kind), add(el("td"), bar),
-        el("td", null, ms === null ? "–" : fmtSecs(ms / 1000)), el("td", null, tokens), el("td", "muted", model || ""));
+        el("td", null, ms === null ? "–" : fmtSecs(ms / 1000)), el("td", null, tokens));
       if (error) tr.title = error;
       add(body, tr);
     }

@@ -84,6 +84,7 @@ def eval_row(result: EvalResult, spec: EvalSpec | None) -> EvalRow:
         baseline_status=result.baseline_status,
         trace_id=result.trace_id,
         trace_label=result.trace_label,
+        trace_store=getattr(result, "trace_store", None),
         line=spec.line if spec else None,
         rubric=spec.rubric if spec else None,
         threshold=spec.threshold if spec and spec.scoring.needs_judge else None,

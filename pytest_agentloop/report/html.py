@@ -115,7 +115,7 @@ class _Traces:
         self.views: dict[str, dict[str, Any]] = {}
 
     def key_of(self, row: EvalRow) -> str | None:
-        ident = (str(Path(row.file).parent), row.trace_id or row.trace_label)
+        ident = (row.trace_store or str(Path(row.file).parent), row.trace_id or row.trace_label)
         if not ident[1]:
             return None
         if ident not in self.keys:

@@ -47,6 +47,7 @@ class EvalRow:
     baseline_status: str | None = None
     trace_id: str = ""
     trace_label: str = ""
+    trace_store: str | None = None
     line: int | None = None
     rubric: str | None = None
     threshold: float | None = None

@@ -125,7 +125,7 @@ class StoreTraces:
         """The trace of ``row`` (None when the row names none or no store holds it)."""
         if not row.trace_id and not row.trace_label:
             return None
-        store = self._store_for(self.root / row.file)
+        store = self._open(self.root / row.trace_store) if row.trace_store else self._store_for(self.root / row.file)
         if store is None:
             return TraceView(row.trace_id, row.trace_label, problem="no trace store found beside the eval file")
         try:
@@ -136,8 +136,9 @@ class StoreTraces:
 
     def _store_for(self, eval_file: Path) -> TraceStore | None:
         root = find_store_root(eval_file.parent, self.dirname, self.root)
-        if root is None:
-            return None
+        return None if root is None else self._open(root)
+
+    def _open(self, root: Path) -> TraceStore | None:
         if root not in self._stores:
             try:
                 self._stores[root] = TraceStore(root)

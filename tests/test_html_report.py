@@ -14,6 +14,7 @@ import pytest
 
 from pytest_agentloop.cli import main
 from pytest_agentloop.gate.history import History, RunRow
+from pytest_agentloop.report.build import rows_of as rows_of_results
 from pytest_agentloop.report.html import payload_of, render
 from pytest_agentloop.report.model import (
     ArtifactView,
@@ -291,3 +292,13 @@ def test_payload_round_trips_plain_json(tmp_path: Path) -> None:
     data = payload_of(render(ReportInput(RunInfo("r"), (row,), load_trace=lambda _: trace)))
     assert json.loads(json.dumps(data)) == data
     assert data["traces"]["0"]["artifacts"][0]["text"] == "hello"
+
+
+def test_definitions_are_read_from_eval_files_when_not_collected_here(example_copy: Path, tmp_path: Path) -> None:
+    # Under xdist the controller collects nothing: rubric, threshold and line come from the eval files.
+    nodeid = "evals/diligence/financing_risk.eval.yaml::runway-named"
+    result = EvalResult("runway-named", nodeid, "t", "", "trace-01", Outcome.PASSED, 1.0, "fine", scoring="hybrid")
+    missing = EvalResult("gone", "evals/diligence/nope.eval.yaml::gone", "t", "", "", Outcome.PASSED, 1.0, "")
+    row, other = rows_of_results([result, missing], example_copy.parent)
+    assert row.rubric and row.threshold == 0.8 and row.line and row.expected
+    assert other.rubric is None and other.line is None

@@ -33,12 +33,12 @@ from pytest_agentloop.results import EvalResult, Outcome
 EXAMPLE = Path(__file__).resolve().parent.parent / "evals" / "diligence" / "traces"
 LABELS = ["trace-01", "trace-02", "trace-03", "trace-04", "trace-05"]
 EVAL = """  - id: eval-{n:05d}
-    title: Generated eval {n} checks the run names its key figure and cites its sources
+    title: Generated eval {n} checks that run {t} names "{phrase}" and cites its sources
     trace: t-{t:04d}
     tags: [bench, group_{g}]
     split: {split}
     must_pass: {must}
-    expected: The answer states the figure the data room supports and cites the file it comes from.
+    expected: Run {t} states "{phrase}" as the data room supports it (group {g}) and cites the file it comes from.
     assert:
       - {{type: icontains, value: "{phrase}", metric: facts}}
       - {{type: not-contains, value: "18 months"}}

@@ -1,9 +1,19 @@
 // pytest-agentloop HTML report. Everything from the run is put on screen with textContent:
 // nothing from the data is ever parsed as HTML.
 "use strict";
-(function () {
+// The data element holds gzipped JSON in base64 (see html.py).
+async function agentloopData() {
+  const text = document.getElementById("agentloop-data").textContent;
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return JSON.parse(await new Response(stream).text());
+}
+
+(async function () {
   performance.mark("agentloop:start");
-  const D = JSON.parse(document.getElementById("agentloop-data").textContent);
+  const D = await agentloopData();
   performance.mark("agentloop:parsed");
   const PAGE = 100;
   const SVGNS = "http://www.w3.org/2000/svg";
@@ -243,7 +253,8 @@
     svg.setAttribute("height", String(height));
     const paths = {};
     for (let i = 0; i < letters.length; i++) {
-      const score = scores[i] === null ? 1 : Math.max(0.15, scores[i]);
+      const value = Array.isArray(scores) ? scores[i] : scores;  // one number: every run scored it
+      const score = value === null ? 1 : Math.max(0.15, value);
       const x = i * (cell + 1), top = height * (1 - score);
       if (!titled) {
         paths[letters[i]] = (paths[letters[i]] || "") + "M" + x + " " + top.toFixed(1) + "h" + cell + "V" + height + "h-" + cell + "Z";
@@ -254,7 +265,7 @@
       for (const [k, v] of [["x", x], ["y", top], ["width", cell], ["height", height - top]]) bar.setAttribute(k, String(v));
       const title = document.createElementNS(SVGNS, "title");
       const run = D.history_runs[D.history_runs.length - letters.length + i];
-      title.textContent = (run ? run[0] + " " + run[1].slice(0, 16) + ": " : "") + HIST[letters[i]] + ", score " + fmtScore(scores[i]);
+      title.textContent = (run ? run[0] + " " + run[1].slice(0, 16) + ": " : "") + HIST[letters[i]] + ", score " + fmtScore(value);
       bar.appendChild(title);
       svg.appendChild(bar);
     }
@@ -515,4 +526,8 @@
     document.documentElement.dataset.ready = "1";
     window.agentloopReady = performance.now();
   }, 0));
-})();
+})().catch((error) => {
+  document.getElementById("summary").textContent =
+    "This browser could not read the report's data (it needs DecompressionStream: Chromium 80, Firefox 113, " +
+    "Safari 16.4 or newer): " + error;
+});

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pytest_agentloop.authoring.feedback import read_files
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.handoff.context import Evidence
 from pytest_agentloop.results import EvalResult
@@ -35,16 +35,8 @@ def _suites(results: list[EvalResult], root: Path, traces_dirname: str) -> tuple
 
 
 def read_feedback(paths: list[Path]) -> list[dict[str, Any]]:
-    """Feedback items from JSONL files (human feedback and model insights)."""
-    items = []
-    for path in paths:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise AgentloopError(f"feedback line is not JSON: {exc.msg}", path=path, line=number) from None
-    return items
+    """Feedback items from JSONL files (human feedback and model insights), validated on read."""
+    return [item.to_json() for item in read_files(paths)]
 
 
 def read_harness(path: Path | None) -> dict[str, Any] | None:

@@ -1,0 +1,1 @@
+"""From feedback to evals: the feedback file, model insights and generated eval definitions."""

@@ -75,8 +75,8 @@ def make_suite(root: Path, evals: int, traces: int) -> list[str]:
     for start in range(0, evals, 100):
         body = []
         for n in range(start, min(evals, start + 100)):
-            words = answers[n % traces].split()
-            phrase = "a phrase no run wrote" if n % 10 == 0 else " ".join(words[n % 7 : n % 7 + 2]).replace('"', "")
+            words = [w for w in answers[n % traces].split() if w.isalpha() and len(w) > 3]
+            phrase = "a phrase no run wrote" if n % 10 == 0 else words[n % len(words)]
             split = "holdout" if n % 10 in (3, 6, 9) else "optimization"
             body.append(
                 EVAL.format(n=n, t=n % traces, g=n % 12, split=split, must=str(n % 50 == 1).lower(), phrase=phrase)

@@ -81,6 +81,9 @@ def test_filters_search_trace_and_hostile_answer(
     assert page.text_content("#gate .verdict") == "gate (regressions): FAILED"
     assert "aurora-faq-unreliable" in str(page.text_content("#diff .regress-box"))
     assert page.is_visible("#handoff") and page.is_visible("svg.trend")
+    assert "run time" in page.inner_text("#facts") and "NaN" not in page.inner_text("body")
+    totals = page.eval_on_selector_all("#counts tbody tr:last-child td", "cells => cells.map(c => c.textContent)")
+    assert totals == ["all", *(str(counts[o]) for o in ("failed", "error", "passed", "skipped")), str(len(rows))]
     assert len(shown_rows(page)) == len(rows)
     assert shown_rows(page)[0].endswith("::aurora-faq-unreliable") or "regressions" in str(
         page.text_content("#table tbody tr:first-child")

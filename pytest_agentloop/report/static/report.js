@@ -38,7 +38,8 @@ async function agentloopData() {
   }
   function badge(text, cls) { return el("span", "badge " + (cls || ""), text); }
   function fmtScore(v) { return v === null || v === undefined ? "–" : Number(v).toFixed(2); }
-  function fmtSecs(v) { return v === null || v === undefined ? "–" : v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s"; }
+  function fmtSecs(v) { return v === null || v === undefined || isNaN(v) ? "–" : v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s"; }
+  function parseTime(text) { return Date.parse(String(text).replace(/(\.\d{3})\d*Z$/, "$1Z")); }
   function fmtBytes(n) {
     if (n < 1024) return n + " B";
     if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
@@ -95,6 +96,7 @@ async function agentloopData() {
       ["commit", run.git_commit ? run.git_commit.slice(0, 12) + (run.git_branch ? " (" + run.git_branch + ")" : "") : null],
       ["harness", run.harness_version], ["judge", run.judge_model ? run.judge_model + (run.judge_mode ? " (" + run.judge_mode + ")" : "") : null],
       ["verdicts", Object.keys(sources).length ? Object.entries(sources).map(([k, n]) => n + " " + k).join(", ") : null],
+      ["run time", run.started && run.finished ? fmtSecs((parseTime(run.finished) - parseTime(run.started)) / 1000) : null],
       ["eval time", fmtSecs(total)],
     ];
     for (const [k, v] of pairs) if (v) add(facts, add(el("span"), document.createTextNode(k + " "), el("b", null, v)));
@@ -408,7 +410,7 @@ async function agentloopData() {
   }
 
   function spanTree(spans) {
-    const when = (s) => Date.parse(String(s).replace(/(\.\d{3})\d*Z$/, "$1Z"));
+    const when = parseTime;
     const depth = new Map();
     let first = Infinity, last = -Infinity;
     for (const [id, parent, , , start, ms] of spans) {

@@ -54,7 +54,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     default = ".agentloop/history.sqlite"
     parser = commands.add_parser("html", help="write a run's self-contained HTML report")
     parser.add_argument("run_ref", metavar="RUN", nargs="?", default="latest", help="run id, unique prefix or 'latest'")
-    parser.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="the HTML file to write")
     parser.add_argument("--baseline", help="compare with this run id, exported file or 'latest' (default: as recorded)")
     parser.add_argument("--history", default=default, help=f"history database (default: {default})")
     parser.add_argument("--root", default=".", help="folder the node ids are relative to (default: .)")

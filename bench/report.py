@@ -182,7 +182,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", help="copy the report here")
     parser.add_argument("--dir", help="generate here (kept) instead of a temporary folder")
+    parser.add_argument("--open", help="only open this report in Chromium and time it")
     args = parser.parse_args()
+    if args.open:
+        report = Path(args.open)
+        print(f"report size: {report.stat().st_size / 1_000_000:.2f} MB")
+        measure_browser(report.resolve(), args.repeats)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.dir or tmp)
         nodeids = make_suite(root, args.evals, args.traces)

@@ -22,9 +22,11 @@ from pytest_agentloop.report.model import (
     EvalRow,
     ReportInput,
     RunInfo,
+    RunPoint,
     TraceView,
 )
 from pytest_agentloop.report.traces import read_text, span_tree, span_view
+from pytest_agentloop.report.trends import pass_rate_svg
 from pytest_agentloop.results import EvalResult, Outcome
 
 HOSTILE = (
@@ -302,3 +304,15 @@ def test_definitions_are_read_from_eval_files_when_not_collected_here(example_co
     row, other = rows_of_results([result, missing], example_copy.parent)
     assert row.rubric and row.threshold == 0.8 and row.line and row.expected
     assert other.rubric is None and other.line is None
+
+
+def test_trend_is_inline_svg_with_a_line_per_split() -> None:
+    runs = (
+        RunPoint("r1", "2026-12-01T00:00:00Z", {"optimization": (3, 4), "holdout": (1, 1)}),
+        RunPoint("r2<x>", "2026-12-02T00:00:00Z", {"optimization": (4, 4), "holdout": (0, 1)}),
+    )
+    svg = pass_rate_svg(runs)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2 and svg.count("<circle") == 4 + 2
+    assert "r2&lt;x&gt;" in svg and "<x>" not in svg
+    assert "optimization: 3/4 passed (75%)" in svg and "holdout: 0/1 passed (0%)" in svg
+    assert pass_rate_svg(()) == ""

@@ -142,7 +142,8 @@ async function agentloopData() {
     if (regressions.length) {
       const alarm = add(el("div", "regress-box"), el("h3", null, regressions.length + " regression" + (regressions.length > 1 ? "s" : "") + ": passed in the baseline, broken now"));
       const list = el("ul");
-      for (const [split, nodeid] of regressions) add(list, add(el("li"), evalLink(nodeid), el("span", "muted", " (" + split + ")")));
+      for (const [split, nodeid] of regressions.slice(0, 100)) add(list, add(el("li"), evalLink(nodeid), el("span", "muted", " (" + split + ")")));
+      if (regressions.length > 100) add(list, el("li", "muted", (regressions.length - 100) + " more: choose “regression” under “vs baseline” in the table"));
       add(box, add(alarm, list));
     } else {
       add(box, el("div", "ok-box", "no regressions against the baseline"));

@@ -94,7 +94,7 @@ def test_bundled_example_report_counts_match_terminal_and_junit(pytester: pytest
         "evals", "-p", "no:cacheprovider", harness, "--junitxml=junit.xml", "--agentloop-html=report.html"
     )
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["20 evals: 20 passed", "HTML report written to *report.html (0.* MB)"])
+    result.stdout.fnmatch_lines(["20 evals: 20 passed", "HTML report written to *report.html (0.* MB, *s)"])
     data = payload_of((pytester.path / "report.html").read_text())
     rows = rows_of(data)
     assert Counter(r["outcome"] for r in rows) == Counter(passed=20) == junit_outcomes(pytester.path / "junit.xml")

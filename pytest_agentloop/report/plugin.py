@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ class HtmlReportPlugin:
         self.written: Path | None = None
         self.error: str | None = None
         self.specs: dict[str, EvalSpec] = {}
+        self.seconds = 0.0
 
     @pytest.hookimpl
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -42,8 +44,10 @@ class HtmlReportPlugin:
     @pytest.hookimpl
     def pytest_agentloop_results(self, config: pytest.Config, results: list[EvalResult]) -> None:
         """Build and write the report; a failure is reported in the summary, never a traceback."""
+        start = time.perf_counter()
         try:
             self.written = html.write(self.report_input(results), self.path())
+            self.seconds = time.perf_counter() - start
         except (OSError, sqlite3.Error, AgentloopError, UnicodeError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -82,6 +86,6 @@ class HtmlReportPlugin:
         """Say where the report is, or why it is not."""
         if self.written is not None:
             size = self.written.stat().st_size / 1_000_000
-            terminalreporter.write_line(f"HTML report written to {self.written} ({size:.1f} MB)")
+            terminalreporter.write_line(f"HTML report written to {self.written} ({size:.1f} MB, {self.seconds:.1f}s)")
         elif self.error is not None:
             terminalreporter.write_line(f"agentloop: HTML report not written: {self.error}", red=True)

@@ -166,6 +166,7 @@ def interactions(page: object) -> dict[str, float]:
         "search 'eval-0999'": ("#search", "eval-0999", "input"),
         "clear the search": ("#search", "", "input"),
         "filter outcome=failed": ("#f-outcome", "failed", "change"),
+        "all outcomes again": ("#f-outcome", "", "change"),
         "filter split=holdout": ("#f-split", "holdout", "change"),
         "sort by score": ("#sort", "score-asc", "change"),
         "open an eval and its trace": ("#table tbody tr", "", "click"),

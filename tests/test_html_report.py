@@ -70,8 +70,11 @@ def run_with_baseline_and_failures(
 
 
 def rows_of(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The payload's rows as dicts."""
-    return [dict(zip(data["columns"], row, strict=True)) for row in data["rows"]]
+    """The payload's rows as dicts, the eval id filled in as the page does."""
+    rows = [dict(zip(data["columns"], row, strict=True)) for row in data["rows"]]
+    for row in rows:
+        row["eval_id"] = row["eval_id"] or row["nodeid"].split("::")[-1]
+    return rows
 
 
 def junit_outcomes(path: Path) -> Counter[str]:
@@ -148,10 +151,11 @@ def test_untrusted_text_cannot_leave_its_data_element(tmp_path: Path) -> None:
     )
     trace = TraceView("ab" * 16, "t", question=HOSTILE, answer=HOSTILE, answer_path="runs/t/answer.md")
     document = render(ReportInput(RunInfo("r1", notes=(HOSTILE,)), (row,), load_trace=lambda _: trace, title=HOSTILE))
-    assert document.count("<script") == 2  # the data element and the page's own script, nothing else
+    assert document.count("<script") == 3  # the two data elements and the page's own script, nothing else
     assert "<img" not in document and 'onerror="' not in document
-    data_text = document.split('id="agentloop-data">')[1].split("</script>")[0]
-    assert re.fullmatch(r"[A-Za-z0-9+/=]+", data_text)  # base64: no markup can be written in it
+    for name in ("data", "traces"):
+        data_text = document.split(f'id="agentloop-{name}">')[1].split("</script>")[0]
+        assert re.fullmatch(r"[A-Za-z0-9+/=]+", data_text)  # base64: no markup can be written in it
     data = payload_of(document)
     assert rows_of(data)[0]["title"] == HOSTILE
     assert rows_of(data)[0]["assertions"][0][6] == HOSTILE + "\u2028"

@@ -95,6 +95,9 @@ def _row(row: EvalRow, trace_key: str | None, hist: list[Any]) -> list[Any]:
         "duration": round(row.duration, 4),
         "trace": trace_key,
         "hist": hist,
+        # Said once: the trace's id is in its entry, the eval id is the node id's last part.
+        "trace_id": None if trace_key is not None else row.trace_id,
+        "eval_id": None if row.nodeid.endswith("::" + row.eval_id) else row.eval_id,
     }
     return [special[c] if c in special else getattr(row, c) for c in ROW_COLUMNS]
 
@@ -186,11 +189,17 @@ def render(report: ReportInput, budget: int = TRACE_BUDGET) -> str:
         "style": style,
         "summary": escape(_counts(report)),
         "trend": pass_rate_svg(report.trends.runs),
-        "data": encode(payload(report, budget)),
+        **_data_elements(payload(report, budget)),
         "script": script,
     }
     # One pass over the template: text put in is never searched for placeholders again.
     return PLACEHOLDER.sub(lambda m: parts[m.group(1)], _static("report.html"))
+
+
+def _data_elements(data: dict[str, Any]) -> dict[str, str]:
+    """The traces go in an element of their own, read when an eval's trace is first opened."""
+    rest = {k: v for k, v in data.items() if k != "traces"}
+    return {"data": encode(rest), "traces": encode(data["traces"])}
 
 
 def _counts(report: ReportInput) -> str:
@@ -200,15 +209,15 @@ def _counts(report: ReportInput) -> str:
     return f"{len(report.rows)} evals: " + ", ".join(f"{n} {k}" for k, n in found.items() if n)
 
 
-DATA_ELEMENT = re.compile(r'<script type="application/gzip\+base64" id="agentloop-data">([A-Za-z0-9+/=]*)</script>')
+DATA_ELEMENT = r'<script type="application/gzip\+base64" id="agentloop-{}">([A-Za-z0-9+/=]*)</script>'
 
 
 def payload_of(document: str) -> dict[str, Any]:
-    """The data embedded in a report (the inverse of :func:`render`'s data element)."""
-    found = DATA_ELEMENT.search(document)
-    if found is None:
-        raise ValueError("not an agentloop HTML report: no data element")
-    return decode(found.group(1))
+    """The data embedded in a report (the inverse of :func:`payload` as :func:`render` writes it)."""
+    found = [re.search(DATA_ELEMENT.format(name), document) for name in ("data", "traces")]
+    if found[0] is None or found[1] is None:
+        raise ValueError("not an agentloop HTML report: no data elements")
+    return {**decode(found[0].group(1)), "traces": decode(found[1].group(1))}
 
 
 def write(report: ReportInput, path: Path) -> Path:

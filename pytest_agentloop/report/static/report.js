@@ -1,19 +1,27 @@
 // pytest-agentloop HTML report. Everything from the run is put on screen with textContent:
 // nothing from the data is ever parsed as HTML.
 "use strict";
-// The data element holds gzipped JSON in base64 (see html.py).
-async function agentloopData() {
-  const text = document.getElementById("agentloop-data").textContent;
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+// The data elements hold gzipped JSON in base64 (see html.py).
+async function agentloopData(id) {
+  const text = document.getElementById(id).textContent;
+  let bytes;
+  if (Uint8Array.fromBase64) bytes = Uint8Array.fromBase64(text);
+  else {
+    const binary = atob(text);
+    bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  }
+  performance.mark("agentloop:bytes:" + id);
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return JSON.parse(await new Response(stream).text());
+  const json = await new Response(stream).text();
+  performance.mark("agentloop:text:" + id);
+  return JSON.parse(json);
 }
 
 (async function () {
   performance.mark("agentloop:start");
-  const D = await agentloopData();
+  const D = await agentloopData("agentloop-data");
+  let traces = null;  // read when a trace is first shown
   performance.mark("agentloop:parsed");
   const PAGE = 100;
   const SVGNS = "http://www.w3.org/2000/svg";
@@ -55,20 +63,27 @@ async function agentloopData() {
   }
 
   // -- rows --------------------------------------------------------------------------------
-  const rows = D.rows.map((values, index) => {
-    const row = { index };
-    D.columns.forEach((name, i) => { row[name] = values[i]; });
-    row.search = [row.nodeid, row.title, row.explanation, row.judge_reason].join("\n").toLowerCase();
-    return row;
-  });
+  const C = Object.fromEntries(D.columns.map((name, i) => [name, i]));
+  const rows = D.rows.map((v, index) => ({
+    index, search: null, urgency: 0,
+    nodeid: v[C.nodeid], eval_id: v[C.eval_id] ?? v[C.nodeid].split("::").pop(), title: v[C.title], outcome: v[C.outcome], score: v[C.score],
+    explanation: v[C.explanation], tags: v[C.tags], split: v[C.split], must_pass: v[C.must_pass], scoring: v[C.scoring],
+    duration: v[C.duration], verdict_source: v[C.verdict_source], repeats: v[C.repeats], flaky: v[C.flaky],
+    input_tokens: v[C.input_tokens], output_tokens: v[C.output_tokens], baseline_status: v[C.baseline_status],
+    trace_label: v[C.trace_label], trace_id: v[C.trace_id], line: v[C.line], rubric: v[C.rubric],
+    threshold: v[C.threshold], expected: v[C.expected], judge_reason: v[C.judge_reason], assertions: v[C.assertions],
+    trace: v[C.trace], hist: v[C.hist],
+  }));
   const byNodeid = new Map(rows.map((r) => [r.nodeid, r]));
   performance.mark("agentloop:rows");
 
+  const STATUS_RANK = { regressions: 0, still_failing: 2, new: 3 };
   function urgency(row) {
     const broken = row.outcome === "failed" || row.outcome === "error";
-    const status = { regressions: 0, still_failing: 2, new: 3 }[row.baseline_status];
+    const status = STATUS_RANK[row.baseline_status];
     return (broken ? (status === undefined ? 4 : status) : 5) * 10 + OUTCOMES.indexOf(row.outcome);
   }
+  for (const row of rows) row.urgency = urgency(row);
 
   // -- header: gate, run facts, counts ----------------------------------------------------
   function renderHeader() {
@@ -157,10 +172,14 @@ async function agentloopData() {
       const names = splits.flatMap((s) => D.diff.splits[s][kind]);
       if (!names.length) continue;
       const details = add(el("details"), el("summary", null, LABELS[kind] + " (" + names.length + ")"));
-      const list = el("ul");
-      for (const nodeid of names.slice(0, 500)) add(list, add(el("li"), byNodeid.has(nodeid) ? evalLink(nodeid) : el("span", "mono", nodeid)));
-      if (names.length > 500) add(list, el("li", "muted", (names.length - 500) + " more: filter the table by baseline status"));
-      add(box, add(details, list));
+      details.addEventListener("toggle", () => {  // the list is built when first opened
+        if (details.querySelector("ul")) return;
+        const list = el("ul");
+        for (const nodeid of names.slice(0, 500)) add(list, add(el("li"), byNodeid.has(nodeid) ? evalLink(nodeid) : el("span", "mono", nodeid)));
+        if (names.length > 500) add(list, el("li", "muted", (names.length - 500) + " more: filter the table by baseline status"));
+        add(details, list);
+      });
+      add(box, details);
     }
   }
 
@@ -229,6 +248,7 @@ async function agentloopData() {
     if (state.source && (row.verdict_source ? row.verdict_source.split(":")[0] : "literal only") !== state.source) return false;
     if (state.must && !row.must_pass) return false;
     if (state.search) {
+      if (row.search === null) row.search = [row.nodeid, row.title, row.explanation, row.judge_reason].join("\n").toLowerCase();
       for (const word of state.search.toLowerCase().split(/\s+/)) if (word && !row.search.includes(word)) return false;
     }
     return true;
@@ -242,7 +262,7 @@ async function agentloopData() {
       case "duration-asc": return (a, b) => a.duration - b.duration || a.index - b.index;
       case "duration-desc": return (a, b) => b.duration - a.duration || a.index - b.index;
       case "id": return (a, b) => (a.nodeid < b.nodeid ? -1 : a.nodeid > b.nodeid ? 1 : 0);
-      default: return (a, b) => urgency(a) - urgency(b) || a.index - b.index;
+      default: return (a, b) => a.urgency - b.urgency || a.index - b.index;
     }
   }
 
@@ -348,7 +368,7 @@ async function agentloopData() {
       ["scoring", row.scoring], ["verdict source", row.verdict_source], ["repeats", row.repeats > 1 ? row.repeats + (row.flaky ? " (verdicts disagree: flaky)" : "") : null],
       ["judge tokens", tokens], ["duration", fmtSecs(row.duration)], ["split", row.split + (row.must_pass ? ", must-pass" : "")],
       ["tags", row.tags.join(", ")], ["vs baseline", row.baseline_status ? LABELS[row.baseline_status] || row.baseline_status : null],
-      ["source trace", row.trace_label ? row.trace_label + " (" + row.trace_id + ")" : row.trace_id],
+      ["source trace", row.trace_id ? row.trace_label + " (" + row.trace_id + ")" : row.trace_label],
       ["written at", row.line ? row.nodeid.split("::")[0] + ":" + row.line : null],
     ]));
     if (row.hist[0].length) add(box, el("h3", null, "last " + row.hist[0].length + " runs"), strip(row.hist, 12, 24, true));
@@ -357,7 +377,10 @@ async function agentloopData() {
     if (row.expected) add(box, el("h3", null, "expected behaviour"), el("p", null, row.expected));
     if (row.rubric) add(box, el("h3", null, "rubric"), el("pre", null, row.rubric));
     if (row.judge_reason) add(box, el("h3", null, "judge's reason"), el("p", null, row.judge_reason));
-    renderTrace(box, row.trace === null ? null : D.traces[row.trace]);
+    const shown = row;
+    const draw = () => { if (state.selected === shown) renderTrace(box, row.trace === null ? null : traces[row.trace]); };
+    if (traces) draw();
+    else agentloopData("agentloop-traces").then((data) => { traces = traces || data; draw(); });
   }
 
   function assertionsTable(row) {

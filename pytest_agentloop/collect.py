@@ -142,6 +142,11 @@ class EvalItem(pytest.Item):
             expected=self.spec.expected,
             repeat=settings.repeat or self.spec.repeat,
             threshold=self.spec.threshold,
+            question=record.question,
+            artifacts_dir=record.artifacts_dir,
+            judge_context=tuple(getattr(self.spec, "judge_context", ()) or ()),  # the field lands with `inputs`
+            eval_path=self.path,
+            line=self.spec.line,
         )
 
     def setup(self) -> None:

@@ -20,6 +20,8 @@ DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_VERDICTS_FILE = "verdicts.jsonl"
 DEFAULT_ARTIFACTS_DIR = ".agentloop"
+DEFAULT_JUDGE_MAX_TOKENS = 1024
+DEFAULT_JUDGE_CONTEXT_KB = 64
 
 
 class JudgeMode(enum.StrEnum):
@@ -41,8 +43,16 @@ class GateMode(enum.StrEnum):
 class JudgeApi(enum.StrEnum):
     """Which OpenAI API the judge is called through."""
 
+    AUTO = "auto"
     RESPONSES = "responses"
     CHAT = "chat"
+
+
+class JudgeSchema(enum.StrEnum):
+    """Whether the judge is sent the verdict's JSON schema."""
+
+    ON = "on"
+    OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,10 @@ class Settings:
     judge_mode: JudgeMode = JudgeMode.REPLAY
     judge_model: str = DEFAULT_JUDGE_MODEL
     judge_base_url: str | None = None
-    judge_api: JudgeApi = JudgeApi.RESPONSES
+    judge_api: JudgeApi = JudgeApi.AUTO
+    judge_max_tokens: int = DEFAULT_JUDGE_MAX_TOKENS
+    judge_schema: JudgeSchema = JudgeSchema.ON
+    judge_context_bytes: int = DEFAULT_JUDGE_CONTEXT_KB * 1000
     judge_key_env: str = DEFAULT_KEY_ENV
     judge_timeout: float = 60.0
     judge_retries: int = 4
@@ -86,6 +99,10 @@ class Settings:
     def history_path(self, root: Path) -> Path:
         """Where the run history lives."""
         return root / (self.history or f"{self.artifacts_dir}/history.sqlite")
+
+    def locks_dir(self, root: Path) -> Path:
+        """Where lock files go: under the artifacts folder, never beside tracked files."""
+        return root / self.artifacts_dir / "locks"
 
     def judge_key(self) -> str | None:
         """The judge's API key, read from the environment when needed, never stored."""
@@ -168,7 +185,14 @@ def build_settings(config: pytest.Config) -> Settings:
         ),
         judge_base_url=str(_setting(config, "agentloop_judge_base_url") or os.environ.get("OPENAI_BASE_URL") or "")
         or None,
-        judge_api=JudgeApi(enum_value(JudgeApi)(str(_setting(config, "agentloop_judge_api", "responses")))),
+        judge_api=JudgeApi(enum_value(JudgeApi)(str(_setting(config, "agentloop_judge_api", "auto")))),
+        judge_max_tokens=non_negative_int(
+            str(_setting(config, "agentloop_judge_max_tokens", DEFAULT_JUDGE_MAX_TOKENS))
+        ),
+        judge_schema=JudgeSchema(enum_value(JudgeSchema)(str(_setting(config, "agentloop_judge_schema", "on")))),
+        judge_context_bytes=int(
+            positive_float(str(_setting(config, "agentloop_judge_context_kb", DEFAULT_JUDGE_CONTEXT_KB))) * 1000
+        ),
         judge_key_env=key_env,
         judge_timeout=positive_float(str(_setting(config, "agentloop_judge_timeout", 60))),
         judge_retries=non_negative_int(str(_setting(config, "agentloop_judge_retries", 4))),

@@ -18,6 +18,8 @@ from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
     DEFAULT_ARTIFACTS_DIR,
     DEFAULT_EVAL_PATTERNS,
+    DEFAULT_JUDGE_CONTEXT_KB,
+    DEFAULT_JUDGE_MAX_TOKENS,
     DEFAULT_JUDGE_MODEL,
     DEFAULT_KEY_ENV,
     DEFAULT_MAX_EVAL_FILE_MB,
@@ -27,6 +29,7 @@ from pytest_agentloop.config import (
     GateMode,
     JudgeApi,
     JudgeMode,
+    JudgeSchema,
     build_settings,
     enum_value,
     non_negative_int,
@@ -98,7 +101,30 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ),
         ("judge-model", "MODEL", None, f"judge model (default: $AGENTLOOP_JUDGE_MODEL or {DEFAULT_JUDGE_MODEL})"),
         ("judge-base-url", "URL", None, "OpenAI-compatible base URL of the judge (default: $OPENAI_BASE_URL)"),
-        ("judge-api", "API", enum_value(JudgeApi), "responses (default) or chat"),
+        (
+            "judge-api",
+            "API",
+            enum_value(JudgeApi),
+            "auto (default: responses on api.openai.com, chat elsewhere), responses or chat",
+        ),
+        (
+            "judge-max-tokens",
+            "N",
+            non_negative_int,
+            f"cap on the judge's output tokens per call, 0 for none (default: {DEFAULT_JUDGE_MAX_TOKENS})",
+        ),
+        (
+            "judge-schema",
+            "ON_OFF",
+            enum_value(JudgeSchema),
+            "on (default): send the verdict's JSON schema; off: ask in words, for endpoints that ignore schemas",
+        ),
+        (
+            "judge-context-kb",
+            "KB",
+            positive_float,
+            f"most judge_context artifact text one eval shows the judge, in KB (default: {DEFAULT_JUDGE_CONTEXT_KB})",
+        ),
         (
             "judge-key-env",
             "NAME",

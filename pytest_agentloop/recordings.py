@@ -13,7 +13,8 @@ The rules, once for every kind of record:
   never finished (nothing acknowledged is lost), reported in
   :attr:`RecordStore.torn` and ignored.
 - Appends take a lock (a file under ``lock_dir``, never beside the store),
-  cut a torn final line, and go out in one ``write`` followed by ``fsync``,
+  end a final line left without its newline (kept if it parses, cut if not: a
+  killed append), and go out in one ``write`` followed by ``fsync``,
   so concurrent writers (xdist workers, several processes) never interleave
   lines.
 - Rewrites (sorting, pruning) refuse a store with a bad line rather than drop
@@ -128,6 +129,13 @@ class RecordStore(Generic[T]):
         except OSError as exc:
             raise RecordingError(f"cannot read: {exc.strerror}", path=self.path) from None
 
+    def _parses(self, raw: bytes) -> bool:
+        try:
+            self._parse(raw)
+        except ValueError:
+            return False
+        return True
+
     def _parse(self, raw: bytes) -> T:
         try:
             text = raw.decode("utf-8")
@@ -159,7 +167,7 @@ class RecordStore(Generic[T]):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, DEFAULT_MODE)
             try:
-                _cut_torn_tail(fd)
+                _end_last_line(fd, self._parses)
                 os.write(fd, payload)
                 os.fsync(fd)
             finally:
@@ -196,17 +204,21 @@ class RecordStore(Generic[T]):
             raise
 
 
-def _cut_torn_tail(fd: int) -> None:
-    """Drop a final line a killed writer left without its newline (it was never acknowledged)."""
+def _end_last_line(fd: int, parses: Callable[[bytes], bool]) -> None:
+    """Finish a final line written without its newline: keep it if it parses (a hand-written
+    file), cut it if not (an append a killed writer never finished, never acknowledged)."""
     size = os.fstat(fd).st_size
     if not size or os.pread(fd, 1, size - 1) == b"\n":
         return
-    end = size
+    start, end = 0, size
     while end > 0:
-        start = max(0, end - CHUNK)
-        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        begin = max(0, end - CHUNK)
+        cut = os.pread(fd, end - begin, begin).rfind(b"\n")
         if cut >= 0:
-            os.ftruncate(fd, start + cut + 1)
-            return
-        end = start
-    os.ftruncate(fd, 0)
+            start = begin + cut + 1
+            break
+        end = begin
+    if parses(os.pread(fd, size - start, start)):
+        os.write(fd, b"\n")
+    else:
+        os.ftruncate(fd, start)

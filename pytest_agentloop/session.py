@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_agentloop.collect import JUDGE_OFF, EvalItem
-from pytest_agentloop.config import JudgeMode, Settings, settings_of
+from pytest_agentloop.config import JudgeMode, JudgeSchema, Settings, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.finish import GateOutcome, judge_gate, record_run, write_summaries
 from pytest_agentloop.gate.finish import now as now_utc
@@ -26,7 +26,7 @@ from pytest_agentloop.handoff.produce import HandoffOutcome
 from pytest_agentloop.handoff.writer import new_run_id, write_handoff
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
-from pytest_agentloop.judge.verdicts import Verdict, VerdictStore, subject_key
+from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, survey
 from pytest_agentloop.results import EvalResult, Outcome
 from pytest_agentloop.spec import Split
 
@@ -47,6 +47,9 @@ def endpoint_for(settings: Settings) -> JudgeEndpoint:
         api=settings.judge_api,
         timeout=settings.judge_timeout,
         max_retries=settings.judge_retries,
+        key_env=settings.judge_key_env,
+        max_tokens=settings.judge_max_tokens,
+        schema=settings.judge_schema is JudgeSchema.ON,
     )
 
 
@@ -64,9 +67,10 @@ class AgentloopSession:
         self.other_collect_errors = 0
         self.wanted: dict[tuple[str, str], str] = {}
         self.stores: set[Path] = set()
+        self.written: set[Path] = set()
+        self.survey = StoreSurvey()
         self.judge_counts: Counter[str] = Counter()
         self.planner: JudgePlanner | None = None
-        self.unused, self.torn = 0, 0
         self.results: dict[str, EvalResult] = {}
         self.durations: dict[str, float] = defaultdict(float)
         self.other_failures: set[str] = set()
@@ -105,7 +109,7 @@ class AgentloopSession:
                     request = item.grade_request()
                 except AgentloopError:
                     continue
-                self.wanted[(request.eval_file, request.eval_id)] = subject_key(request.rubric, request.output)
+                self.wanted[(str(request.eval_path), request.eval_id)] = request.subject
                 self.stores.add(request.store_path)
 
     @pytest.hookimpl
@@ -117,7 +121,11 @@ class AgentloopSession:
             return
         judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
         self.planner = JudgePlanner(
-            endpoint_for(self.settings), self.settings.judge_mode, self.settings.concurrency, self._write_verdicts
+            endpoint_for(self.settings),
+            self.settings.judge_mode,
+            self.settings.concurrency,
+            self._write_verdicts,
+            self.settings.judge_context_bytes,
         )
         self.config.stash[PLANNER_KEY] = self.planner
         if judged and not is_worker(self.config):
@@ -146,12 +154,13 @@ class AgentloopSession:
         if reporter is not None and self.settings.judge_mode is not JudgeMode.REPLAY:
             reporter.write_line(
                 f"agentloop: resolving {len(items)} rubric verdicts ({self.settings.judge_mode.value} mode, "
-                f"judge {self.settings.judge_model}, concurrency {self.settings.concurrency})"
+                f"{self.planner.endpoint.describe()}, concurrency {self.settings.concurrency})"
             )
 
     def _write_verdicts(self, store_path: Path, verdicts: list[Verdict]) -> None:
-        VerdictStore(store_path).append(verdicts)
+        VerdictStore(store_path, self.settings.locks_dir(self.config.rootpath)).append(verdicts)
         self.stores.add(store_path)
+        self.written.add(store_path)
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -187,11 +196,12 @@ class AgentloopSession:
             self.config.workeroutput[WORKER_KEY] = {  # type: ignore[attr-defined]
                 "wanted": [[f, i, s] for (f, i), s in self.wanted.items()],
                 "stores": sorted(str(p) for p in self.stores),
+                "written": sorted(str(p) for p in self.written),
             }
             return
-        self.unused, self.torn = self.unused_verdicts()
-        for path in sorted(self.stores):
-            VerdictStore(path).rewrite()
+        self.survey = survey(self.stores, self.wanted)
+        for path in sorted(self.written):  # only stores this session wrote: a replay run never writes
+            VerdictStore(path, self.settings.locks_dir(self.config.rootpath)).rewrite()
         if self.settings.handoff is not None:
             self._write_handoff()
             if self.handoff is not None:
@@ -253,21 +263,7 @@ class AgentloopSession:
         for eval_file, eval_id, subject in data.get("wanted", []):
             self.wanted[(eval_file, eval_id)] = subject
         self.stores.update(Path(p) for p in data.get("stores", []))
-
-    def unused_verdicts(self) -> tuple[int, int]:
-        """Stored verdicts for collected eval files that no current eval output uses, and unreadable lines."""
-        files = {f for f, _ in self.wanted}
-        unused, torn = 0, 0
-        for path in sorted(self.stores):
-            store = VerdictStore(path)
-            for verdict in store.read():
-                if (
-                    verdict.eval_file in files
-                    and self.wanted.get((verdict.eval_file, verdict.eval_id)) != verdict.subject
-                ):
-                    unused += 1
-            torn += len(store.skipped_lines)
-        return unused, torn
+        self.written.update(Path(p) for p in data.get("written", []))
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -291,16 +287,22 @@ class AgentloopSession:
         for nodeid, votes in sorted(self.flaky.items()):
             write(f"flaky: {nodeid} (judge verdicts disagree: {votes} passed)", yellow=True)
         self._summarise_outcomes(write)
-        if self.unused:
+        self._summarise_stores(write)
+
+    def _summarise_stores(self, write: Any) -> None:
+        """Unused and old-key verdicts, unfinished final lines, unreadable stores."""
+        found = self.survey
+        if found.unused:
             write(
-                f"{self.unused} stored verdicts are not used by any collected eval; "
+                f"{found.unused} stored verdicts are not used by any collected eval; "
                 "remove them with `agentloop verdicts prune`"
             )
-        if self.torn:
-            write(
-                f"skipped {self.torn} unreadable verdict lines (a killed run?); the rewrite at the end dropped them",
-                yellow=True,
-            )
+        if found.legacy:
+            write(f"{found.legacy} stored verdicts use key version 1; re-key them with `agentloop verdicts migrate`")
+        for path, line in found.torn:
+            write(f"{path}:{line}: an unfinished final line (a killed run?) was ignored", yellow=True)
+        for problem in found.problems:
+            write(f"unreadable verdict store: {problem}", red=True)
 
     def _summarise_outcomes(self, write: Any) -> None:
         """The handoff's and the gate's lines, each preceded by its error if it could not finish."""

@@ -1,4 +1,4 @@
-"""Subcommands about verdicts: ``label``, ``verdicts agreement``, ``verdicts prune``."""
+"""Subcommands about verdicts: ``label``, ``verdicts agreement``, ``verdicts prune``, ``verdicts migrate``."""
 
 from __future__ import annotations
 
@@ -7,22 +7,24 @@ from pathlib import Path
 
 from pytest_agentloop.cli.common import eval_files, verdict_stores
 from pytest_agentloop.config import DEFAULT_VERDICTS_FILE
+from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge import review
-from pytest_agentloop.judge.verdicts import VerdictStore
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
     target = review.resolve(args.nodeid, Path.cwd(), args.verdicts)
     verdict = review.human_verdict(target, passed=args.passed, score=args.score, reason=args.reason, by=args.by)
-    VerdictStore(target.store_path).append([verdict])
-    VerdictStore(target.store_path).rewrite()
+    store = review.store(target.store_path)
+    store.read()  # a store with a bad line is refused before anything is written
+    store.append([verdict])
+    store.rewrite()
     outcome = "pass" if verdict.passed else "fail"
     print(f"recorded {outcome} (score {verdict.score:g}) by {args.by} for {args.nodeid} in {target.store_path}")
     return 0
 
 
 def _cmd_agreement(args: argparse.Namespace) -> int:
-    rows = review.agreement(verdict_stores(args.paths, args.verdicts))
+    rows = review.agreement(verdict_stores(_existing(args.paths), args.verdicts))
     if not rows:
         print("no output has both a person's and the model's verdict yet")
         return 0
@@ -34,14 +36,35 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    current = review.current_subjects(eval_files(args.paths))
     total = 0
-    for store in verdict_stores(args.paths, args.verdicts):
-        removed = review.prune(store, current)
+    for store in review.stores_in(eval_files(_existing(args.paths)), args.verdicts):
+        removed = review.prune(store)
         total += removed
         print(f"{store}: removed {removed} unused verdicts")
     print(f"removed {total} in all")
     return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    stores = review.stores_in(eval_files(_existing(args.paths)), args.verdicts)
+    for store in stores:
+        done = review.migrate(store)
+        line = f"{store}: re-keyed {done.migrated} verdicts to key version 2, {done.current} already current"
+        if done.stale:
+            line += (
+                f"; {done.stale} left as they were (their eval, rubric or output changed; `verdicts prune` drops them)"
+            )
+        print(line)
+    if not stores:
+        print("no verdict stores found")
+    return 0
+
+
+def _existing(paths: list[str]) -> list[str]:
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise AgentloopError(f"no such file or folder: {', '.join(missing)}")
+    return paths
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,7 +91,8 @@ def _verdicts_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     actions = verdicts.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, run, text in (
         ("agreement", _cmd_agreement, "how often the model judge agrees with people, per eval and overall"),
-        ("prune", _cmd_prune, "remove verdicts no current eval output uses"),
+        ("prune", _cmd_prune, "remove verdicts no eval of the folder uses any more"),
+        ("migrate", _cmd_migrate, "re-key verdicts stored under an older key version whose inputs are unchanged"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("paths", nargs="*", metavar="PATH", help="eval files or folders (default: .)")

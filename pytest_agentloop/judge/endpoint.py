@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from pytest_agentloop.config import JudgeApi
+from pytest_agentloop.config import DEFAULT_KEY_ENV, JudgeApi
+from pytest_agentloop.errors import AgentloopError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_HOSTS = ("api.openai.com",)
+API_NAMES = {JudgeApi.RESPONSES: "the Responses API", JudgeApi.CHAT: "Chat Completions"}
 
 
-class JudgeError(Exception):
-    """The judge could not be asked, or did not answer usably."""
+class JudgeError(AgentloopError):
+    """The judge could not be asked, or did not answer usably (one line, naming the endpoint)."""
 
 
 @dataclass(frozen=True)
@@ -20,11 +24,34 @@ class JudgeEndpoint:
     model: str
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
-    api: JudgeApi = JudgeApi.RESPONSES
+    api: JudgeApi = JudgeApi.AUTO
     timeout: float = 60.0
     max_retries: int = 4
+    key_env: str = DEFAULT_KEY_ENV
+    max_tokens: int = 1024
+    schema: bool = True
 
     @property
     def url(self) -> str:
         """The base URL requests go to."""
         return self.base_url or DEFAULT_BASE_URL
+
+    @property
+    def is_openai(self) -> bool:
+        """Whether the endpoint is OpenAI's own API."""
+        return (urlsplit(self.url).hostname or "") in OPENAI_HOSTS
+
+    @property
+    def resolved_api(self) -> JudgeApi:
+        """The API calls go through: ``auto`` means Responses on OpenAI, Chat Completions elsewhere."""
+        if self.api is not JudgeApi.AUTO:
+            return self.api
+        return JudgeApi.RESPONSES if self.is_openai else JudgeApi.CHAT
+
+    def describe(self) -> str:
+        """``judge M via Chat Completions at URL (auto: not api.openai.com)`` for the terminal."""
+        chosen = API_NAMES[self.resolved_api]
+        why = ""
+        if self.api is JudgeApi.AUTO:
+            why = " (auto: OpenAI's API)" if self.is_openai else " (auto: not api.openai.com; --agentloop-judge-api)"
+        return f"judge {self.model} via {chosen} at {self.url}{why}"

@@ -12,27 +12,21 @@ import asyncio
 import concurrent.futures
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_agentloop.config import JudgeMode
+from pytest_agentloop.config import DEFAULT_JUDGE_CONTEXT_KB, JudgeMode
+from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.judge.context import JudgeContextError, read_context
 from pytest_agentloop.judge.endpoint import JudgeEndpoint, JudgeError
+from pytest_agentloop.judge.keys import JudgeInputs, changed_inputs, human_key, model_key, subject_key
 from pytest_agentloop.judge.rubric import PROMPT_VERSION, JudgeAnswerError, build_prompt
-from pytest_agentloop.judge.verdicts import (
-    Lookup,
-    Verdict,
-    VerdictStore,
-    find,
-    human_key,
-    index,
-    now,
-    subject_key,
-    verdict_key,
-)
+from pytest_agentloop.judge.verdicts import RecordingError, Verdict, VerdictIndex, VerdictStore, now
 
 if TYPE_CHECKING:
     from pytest_agentloop.judge.client import OpenAIJudge
@@ -43,8 +37,16 @@ Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 2.0
 
 
-class MissingVerdict(Exception):
-    """Replay mode found no stored verdict for an eval's rubric and current output."""
+class MissingVerdict(AgentloopError):
+    """No usable stored verdict for an eval's rubric and current inputs (replay mode)."""
+
+
+class UnreadableVerdicts(MissingVerdict):
+    """The verdict store the eval reads has a bad line: the eval is an error, never a pass."""
+
+
+class StaleLabelWarning(pytest.PytestWarning):
+    """A person's label on this eval was given on an earlier rubric, expected or output."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,16 @@ class GradeRequest:
     expected: str = ""
     repeat: int = 1
     threshold: float = 0.8
+    question: str = ""
+    artifacts_dir: Path | None = None
+    judge_context: tuple[str, ...] = ()
+    eval_path: Path | None = None
+    line: int = 0
+
+    @property
+    def subject(self) -> str:
+        """What is graded (rubric, expected, output), whoever grades it."""
+        return subject_key(JudgeInputs(self.rubric, self.expected, self.output))
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class RubricOutcome:
     source: str
     verdicts: tuple[Verdict, ...]
     flaky: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def votes(self) -> str:
@@ -117,12 +130,20 @@ PLANNER_KEY = pytest.StashKey["JudgePlanner"]()
 class JudgePlanner:
     """Resolves rubric outcomes: stored verdicts first, then the judge, as the mode allows."""
 
-    def __init__(self, endpoint: JudgeEndpoint, mode: JudgeMode, concurrency: int, on_new: NewVerdicts) -> None:
+    def __init__(
+        self,
+        endpoint: JudgeEndpoint,
+        mode: JudgeMode,
+        concurrency: int,
+        on_new: NewVerdicts,
+        context_limit: int = DEFAULT_JUDGE_CONTEXT_KB * 1000,
+    ) -> None:
         self.endpoint, self.mode, self.on_new = endpoint, mode, on_new
+        self.context_limit = context_limit
         self.stats = PlannerStats()
         self._concurrency = concurrency
         self._futures: dict[str, concurrent.futures.Future[RubricOutcome]] = {}
-        self._indexes: dict[Path, dict[str, list[Verdict]]] = {}
+        self._indexes: dict[Path, VerdictIndex | RecordingError] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._judge: OpenAIJudge | None = None
@@ -159,18 +180,23 @@ class JudgePlanner:
             self._futures[request.nodeid] = self._run(self._resolve(request))
 
     def outcome(self, request: GradeRequest, progress: Progress | None = None) -> RubricOutcome:
-        """Wait for this eval's outcome; raises JudgeError, JudgeAnswerError or MissingVerdict.
+        """Wait for this eval's outcome; raises JudgeError (JudgeAnswerError) or MissingVerdict.
 
         While waiting, ``progress(resolved, total)`` is called every few seconds.
+        A stale label on the eval is reported as a :class:`StaleLabelWarning`.
         """
         self.submit(request)
         future = self._futures[request.nodeid]
-        while progress is not None:
+        result = None
+        while progress is not None and result is None:
             try:
-                return future.result(timeout=PROGRESS_EVERY)
+                result = future.result(timeout=PROGRESS_EVERY)
             except concurrent.futures.TimeoutError:
                 progress(len(self._futures) - self.in_flight, len(self._futures))
-        return future.result()
+        result = result or future.result()
+        for note in result.notes:
+            warnings.warn_explicit(StaleLabelWarning(note), StaleLabelWarning, str(request.eval_path), request.line)
+        return result
 
     @property
     def in_flight(self) -> int:
@@ -179,37 +205,51 @@ class JudgePlanner:
 
     # -- resolution (runs on the loop) ----------------------------------------------
 
-    def _lookup(self, request: GradeRequest) -> Lookup:
-        grouped = self._indexes.get(request.store_path)
-        if grouped is None:
-            grouped = self._indexes[request.store_path] = index(VerdictStore(request.store_path).read())
-        model_key = verdict_key(request.rubric, request.output, self.endpoint.model, PROMPT_VERSION)
-        return find(grouped, human_key(request.rubric, request.output), model_key)
+    def _index(self, store_path: Path) -> VerdictIndex:
+        found = self._indexes.get(store_path)
+        if found is None:
+            try:
+                found = VerdictIndex.of(VerdictStore(store_path).read())
+            except RecordingError as exc:
+                found = exc
+            self._indexes[store_path] = found
+        if isinstance(found, RecordingError):
+            raise UnreadableVerdicts(f"stored verdicts unreadable, so none is served: {found}")
+        return found
+
+    def _inputs(self, request: GradeRequest) -> JudgeInputs:
+        context = read_context(request.eval_id, request.artifacts_dir, request.judge_context, self.context_limit)
+        return JudgeInputs(request.rubric, request.expected, request.output, request.question, context)
 
     async def _remember(self, request: GradeRequest, verdicts: list[Verdict]) -> None:
-        grouped = self._indexes.setdefault(request.store_path, {})
-        for verdict in verdicts:
-            grouped.setdefault(verdict.key, []).append(verdict)
-        # Durable writes (flock + fsync) happen on one writer thread, so the loop keeps other calls moving.
+        self._index(request.store_path).add(verdicts)
+        # Durable writes (lock + fsync) happen on one writer thread, so the loop keeps other calls moving.
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self.on_new, request.store_path, verdicts)
 
     async def _resolve(self, request: GradeRequest) -> RubricOutcome:
-        found = self._lookup(request)
+        try:
+            index = self._index(request.store_path)
+        except UnreadableVerdicts as exc:
+            raise UnreadableVerdicts(f"eval {request.eval_id}: {exc}") from None
+        inputs = self._inputs(request)
+        found = index.find(human_key(inputs), model_key(inputs, self.endpoint.model, PROMPT_VERSION))
         if self.mode is JudgeMode.REFRESH:
             needed = list(range(request.repeat))
         elif found.human is not None:
             needed = []
         else:
             needed = [i for i in range(request.repeat) if i not in found.model]
+        notes = () if found.human is not None else tuple(_stale_labels(index, request, inputs))
         if needed and self.mode is JudgeMode.REPLAY:
-            raise MissingVerdict(_missing_message(request, self.endpoint.model, len(needed)))
-        fresh = await self._grade_all(request, needed)
+            raise MissingVerdict(_missing_message(request, self.endpoint, len(needed), index, inputs))
+        fresh = await self._grade_all(request, inputs, needed)
         kept = [v for i, v in found.model.items() if i not in needed and i < request.repeat]
-        return combine([*([found.human] if found.human else []), *kept, *fresh], request.threshold)
+        outcome = combine([*([found.human] if found.human else []), *kept, *fresh], request.threshold)
+        return replace(outcome, notes=notes)
 
-    async def _grade_all(self, request: GradeRequest, samples: list[int]) -> list[Verdict]:
-        results = await asyncio.gather(*(self._grade(request, i) for i in samples), return_exceptions=True)
+    async def _grade_all(self, request: GradeRequest, inputs: JudgeInputs, samples: list[int]) -> list[Verdict]:
+        results = await asyncio.gather(*(self._grade(request, inputs, i) for i in samples), return_exceptions=True)
         good = [r for r in results if isinstance(r, Verdict)]
         if good:
             await self._remember(request, good)
@@ -219,14 +259,14 @@ class JudgePlanner:
                 raise result
         return good
 
-    async def _grade(self, request: GradeRequest, sample: int) -> Verdict:
+    async def _grade(self, request: GradeRequest, inputs: JudgeInputs, sample: int) -> Verdict:
         if self._judge is None:
             from pytest_agentloop.judge.client import OpenAIJudge
 
             self._judge = OpenAIJudge(self.endpoint)
             self._semaphore = asyncio.Semaphore(self._concurrency)
         assert self._semaphore is not None
-        prompt = build_prompt(request.rubric, request.output, request.expected)
+        prompt = build_prompt(inputs.rubric, inputs.output, inputs.expected, inputs.question, inputs.context)
         async with self._semaphore:
             self.stats.calls += 1
             self.stats.first_call = self.stats.first_call or time.monotonic()
@@ -235,8 +275,8 @@ class JudgePlanner:
             finally:
                 self.stats.last_answer = time.monotonic()
         return Verdict(
-            key=verdict_key(request.rubric, request.output, self.endpoint.model, PROMPT_VERSION),
-            subject=subject_key(request.rubric, request.output),
+            key=model_key(inputs, self.endpoint.model, PROMPT_VERSION),
+            subject=subject_key(inputs),
             eval_file=request.eval_file,
             eval_id=request.eval_id,
             passed=graded.verdict.passed,
@@ -249,16 +289,63 @@ class JudgePlanner:
             sample=sample,
             input_tokens=graded.input_tokens,
             output_tokens=graded.output_tokens,
+            inputs=tuple(sorted(inputs.digests(model=True).items())),
         )
 
 
-def _missing_message(request: GradeRequest, model: str, count: int) -> str:
+def _stale_labels(index: VerdictIndex, request: GradeRequest, inputs: JudgeInputs) -> list[str]:
+    """A person's latest label on this eval, if it was given on other inputs."""
+    people = [v for v in index.of_eval(request.eval_file, request.eval_id) if v.is_human and not v.legacy]
+    if not people:
+        return []
+    latest = people[-1]
+    changed = changed_inputs(dict(latest.inputs), inputs.digests(model=False)) or ["rubric, expected or output"]
+    return [
+        f"eval {request.eval_id}: a person's label is stale (the {' and '.join(changed)} changed since): "
+        f"{latest.describe()}; label the current output with `agentloop label {request.nodeid} --pass|--fail ...`"
+    ]
+
+
+def _elsewhere(index: VerdictIndex, request: GradeRequest, endpoint: JudgeEndpoint, subject: str) -> list[str]:
+    """Why no stored verdict matched: verdicts under other models, prompt versions, inputs or key versions."""
+    stored = index.of_eval(request.eval_file, request.eval_id)
+    models = [v for v in stored if not v.is_human and not v.legacy and v.subject == subject]
+    others = sorted({v.judge_model for v in models if v.judge_model != endpoint.model})
+    notes = []
+    if others:
+        notes.append(
+            f"verdicts for the same rubric, expected and output exist under judge model {', '.join(others)}: "
+            f"choose one with --agentloop-judge-model={others[0]} (or agentloop_judge_model in the ini, "
+            "or $AGENTLOOP_JUDGE_MODEL)"
+        )
+    same = [v for v in models if v.judge_model == endpoint.model]
+    versions = sorted({v.prompt_version for v in same if v.prompt_version != PROMPT_VERSION})
+    if versions:
+        notes.append(
+            f"this model's verdicts were given under judge prompt version {', '.join(versions)} "
+            f"(now {PROMPT_VERSION}); record them again"
+        )
+    elif same:
+        notes.append("this model's verdicts were given on another question or judge_context; record them again")
+    if any(v.legacy for v in stored):
+        notes.append("the store holds key-version-1 verdicts: re-key them with `agentloop verdicts migrate`")
+    return notes
+
+
+def _missing_message(
+    request: GradeRequest, endpoint: JudgeEndpoint, count: int, index: VerdictIndex, inputs: JudgeInputs
+) -> str:
     what = "no stored verdict" if count == request.repeat else f"{count} of {request.repeat} repeats not stored"
+    notes = _elsewhere(index, request, endpoint, subject_key(inputs)) + _stale_labels(index, request, inputs)
+    how = (
+        f"To get one: set {endpoint.key_env} and run `pytest {request.nodeid} --agentloop-judge=record` "
+        f"(judge {endpoint.model} at {endpoint.url}), or record a person's verdict with "
+        f"`agentloop label {request.nodeid} --pass|--fail --reason TEXT --by NAME`."
+    )
+    found = "".join(f" Found: {note}." for note in notes)
     return (
         f"eval {request.eval_id}: {what} for its rubric on the current output "
-        f"(judge mode replay, judge model {model}). To get one: set OPENAI_API_KEY and run "
-        f"`pytest {request.nodeid} --agentloop-judge=record`, or record a person's verdict with "
-        f"`agentloop label {request.nodeid} --pass|--fail --reason TEXT --by NAME`."
+        f"(judge mode replay, judge model {endpoint.model}).{found} {how}"
     )
 
 
@@ -266,9 +353,12 @@ __all__ = [
     "PLANNER_KEY",
     "GradeRequest",
     "JudgeAnswerError",
+    "JudgeContextError",
     "JudgeError",
     "JudgePlanner",
     "MissingVerdict",
     "RubricOutcome",
+    "StaleLabelWarning",
+    "UnreadableVerdicts",
     "combine",
 ]

@@ -40,6 +40,8 @@ class Fault(enum.Enum):
     MALFORMED_JSON = "malformed"
     TRUNCATED_STREAM = "truncated"
     BAD_REQUEST = "400"
+    EMPTY_BODY = "empty"  # 200 with the body {}
+    CUT_AT_LIMIT = "cut"  # the reply's text, stopped at the output-token cap (incomplete / finish_reason length)
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort(reset=True)
         elif fault is Fault.MALFORMED_JSON:
             self._raw(200, b'{"id": "resp_broken", "output": [', "application/json")
+        elif fault is Fault.EMPTY_BODY:
+            self._json(200, {})
+        elif fault is Fault.CUT_AT_LIMIT:
+            self._json(200, _cut_body(self.path, next(self.state.ids), reply))
         else:
             return False
         return True
@@ -475,3 +481,15 @@ def _chat_events(number: int, model: str, reply: Reply) -> list[dict[str, Any]]:
         )
     events.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
     return events
+
+
+def _cut_body(path: str, number: int, reply: Reply) -> dict[str, Any]:
+    """A reply stopped at the output-token cap, as each API reports it."""
+    if path.endswith("/chat/completions"):
+        body = _chat_body(number, "fake-model", reply)
+        body["choices"][0]["finish_reason"] = "length"
+        return body
+    body = _responses_body(number, "fake-model", reply)
+    body["status"] = "incomplete"
+    body["incomplete_details"] = {"reason": "max_output_tokens"}
+    return body

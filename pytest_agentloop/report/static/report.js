@@ -12,8 +12,11 @@ async function agentloopData(id) {
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   }
   performance.mark("agentloop:bytes:" + id);
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  const json = await new Response(stream).text();
+  const inflate = new DecompressionStream("gzip");
+  const writer = inflate.writable.getWriter();
+  writer.write(bytes);
+  writer.close();
+  const json = new TextDecoder().decode(await new Response(inflate.readable).arrayBuffer());
   performance.mark("agentloop:text:" + id);
   return JSON.parse(json);
 }
@@ -21,7 +24,8 @@ async function agentloopData(id) {
 (async function () {
   performance.mark("agentloop:start");
   const D = await agentloopData("agentloop-data");
-  let traces = null;  // read when a trace is first shown
+  let tracesRead = null;  // the traces' data is read after the first paint, or when a trace is first shown
+  const loadTraces = () => tracesRead || (tracesRead = agentloopData("agentloop-traces"));
   performance.mark("agentloop:parsed");
   const PAGE = 100;
   const SVGNS = "http://www.w3.org/2000/svg";
@@ -377,10 +381,7 @@ async function agentloopData(id) {
     if (row.expected) add(box, el("h3", null, "expected behaviour"), el("p", null, row.expected));
     if (row.rubric) add(box, el("h3", null, "rubric"), el("pre", null, row.rubric));
     if (row.judge_reason) add(box, el("h3", null, "judge's reason"), el("p", null, row.judge_reason));
-    const shown = row;
-    const draw = () => { if (state.selected === shown) renderTrace(box, row.trace === null ? null : traces[row.trace]); };
-    if (traces) draw();
-    else agentloopData("agentloop-traces").then((data) => { traces = traces || data; draw(); });
+    loadTraces().then((traces) => { if (state.selected === row) renderTrace(box, row.trace === null ? null : traces[row.trace]); });
   }
 
   function assertionsTable(row) {
@@ -551,6 +552,7 @@ async function agentloopData(id) {
   requestAnimationFrame(() => setTimeout(() => {
     document.documentElement.dataset.ready = "1";
     window.agentloopReady = performance.now();
+    setTimeout(loadTraces, 50);
   }, 0));
 })().catch((error) => {
   document.getElementById("summary").textContent =

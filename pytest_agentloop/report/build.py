@@ -121,6 +121,8 @@ def diff_from_statuses(ref: str, results: list[EvalResult]) -> BaselineDiff | No
 
 def trends_of(history: History, nodeids: set[str], upto: str | None = None, runs: int = TREND_RUNS) -> Trends:
     """Pass rate per split for the last ``runs`` runs (up to run ``upto``), and each current eval's strip."""
+    if not history.path.exists():
+        return Trends()
     recorded = history.runs()
     ids = [r.run_id for r in recorded]
     if upto is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.config import JudgeMode, Settings, settings_of
 from pytest_agentloop.errors import AgentloopError, SpecError, TraceStoreError
 from pytest_agentloop.evaluate import evaluate_literals, needs_artifacts
@@ -131,14 +132,15 @@ class EvalItem(pytest.Item):
     def grade_request(self) -> GradeRequest:
         """What the planner needs to resolve this eval's rubric (reads the answer)."""
         settings = settings_of(self.config)
-        record = self.record or self.store.get(self.spec.trace)
+        record = self.record or self._run_record(wait=False)
+        source = self.config.stash.get(RUN_SOURCE_KEY, None)
         return GradeRequest(
             nodeid=self.nodeid,
             eval_file=display_path(self.config, self.path),
             eval_id=self.spec.id,
             rubric=self.spec.rubric or "",
             output=record.answer,
-            store_path=self.path.parent / settings.verdicts_filename,
+            store_path=source.verdicts_path(self) if source else self.path.parent / settings.verdicts_filename,
             expected=self.spec.expected,
             repeat=settings.repeat or self.spec.repeat,
             threshold=self.spec.threshold,
@@ -149,20 +151,25 @@ class EvalItem(pytest.Item):
             line=self.spec.line,
         )
 
+    def _run_record(self, wait: bool = True) -> TraceRecord:
+        """The run this eval checks: a fresh one when a run source (``--agentloop-live``) is set, else the recorded."""
+        source = self.config.stash.get(RUN_SOURCE_KEY, None)
+        return self.store.get(self.spec.trace) if source is None else source.record_for(self, wait=wait)
+
     def setup(self) -> None:
         """Load the recorded run and the rubric verdict; anything missing is an error, not a failure."""
         problem = None
         try:
-            self.record = self.store.get(self.spec.trace)
+            self.record = self._run_record()
             _ = self.record.answer
-            if needs_artifacts(self.spec):
+            if needs_artifacts(self.spec) or self.spec.judge_context:
                 self.record.require_artifacts()
+            self._check_literals(self.record)
         except AgentloopError as exc:
             problem = f"eval {self.spec.id}: {exc.display(self.config.rootpath)}"
         if problem or self.record is None:
             pytest.fail(problem or "no record", pytrace=False)
         self.user_properties.extend([("trace_id", self.record.trace_id), ("trace_label", self.record.label)])
-        self._check_literals(self.record)
         if self.judged and (self.verdict is None or self.verdict.passed):
             self._resolve_rubric()
 

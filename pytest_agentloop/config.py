@@ -40,6 +40,13 @@ class GateMode(enum.StrEnum):
     REGRESSIONS = "regressions"
 
 
+class Backend(enum.StrEnum):
+    """What grades the eval items: this plugin, or one Promptfoo run."""
+
+    NATIVE = "native"
+    PROMPTFOO = "promptfoo"
+
+
 class JudgeApi(enum.StrEnum):
     """Which OpenAI API the judge is called through."""
 
@@ -94,6 +101,7 @@ class Settings:
     report: str | None = None
     shard: str | None = None
     durations: str | None = None
+    backend: Backend = Backend.NATIVE
     html: str | None = None
 
     def history_path(self, root: Path) -> Path:
@@ -199,6 +207,7 @@ def build_settings(config: pytest.Config) -> Settings:
         concurrency=positive_int(str(_setting(config, "agentloop_concurrency", 8))),
         repeat=None if repeat is None else positive_int(str(repeat)),
         verdicts_filename=str(_setting(config, "agentloop_verdicts", DEFAULT_VERDICTS_FILE)),
+        backend=Backend(enum_value(Backend)(str(_setting(config, "agentloop_backend", "native")))),
         **_handoff_settings(config),
     )
 

@@ -9,11 +9,14 @@ every counted assertion must pass.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_agentloop.assertions import CheckInput, lookup
 from pytest_agentloop.assertions.artifacts import UnsafePath, safe_join
+from pytest_agentloop.assertions.limits import CheckAborted, CheckTimedOut, time_limit
 from pytest_agentloop.assertions.registry import AssertionType, Outcome, negate
+from pytest_agentloop.assertions.text import Pattern
 from pytest_agentloop.results import AssertionResult, LiteralVerdict
 from pytest_agentloop.spec import AssertionSpec, EvalSpec
 
@@ -49,17 +52,36 @@ def _text_for(assertion: AssertionSpec, answer: str, artifacts_dir: Path | None)
         return Outcome(False, expected, f"{assertion.artifact} is not UTF-8 (byte {exc.start})")
 
 
+def _value(assertion: AssertionSpec, kind: AssertionType, citations: Mapping[str, str] | None) -> object:
+    """The value the check receives: the regex engine and the suite's artifact contract folded in."""
+    if kind.name == "regex" and assertion.engine:
+        return Pattern(str(assertion.value), assertion.engine)
+    if kind.name == "sources-resolve" and assertion.value is None and citations:
+        return dict(citations)
+    return assertion.value
+
+
 def run_assertion(
-    assertion: AssertionSpec, answer: str, artifacts_dir: Path | None, dataroom_dir: Path | None
+    assertion: AssertionSpec,
+    answer: str,
+    artifacts_dir: Path | None,
+    dataroom_dir: Path | None,
+    citations: Mapping[str, str] | None = None,
 ) -> AssertionResult:
-    """Run one assertion and record what it found."""
+    """Run one assertion under its time limit and record what it found.
+
+    A check that runs out of time or meets input past a documented limit
+    raises :class:`CheckAborted`: the eval is an error, never a pass or a
+    plain failure.
+    """
     kind, negated = _kind(assertion)
     text = _text_for(assertion, answer, artifacts_dir) if kind.target == "text" else ""
     if isinstance(text, Outcome):
         outcome = text
     else:
         given = CheckInput(text, artifacts_dir, dataroom_dir, assertion.artifact, assertion.threshold)
-        outcome = kind.check(assertion.value, given)
+        with time_limit(assertion.timeout, f"the {assertion.type} assertion"):
+            outcome = kind.check(_value(assertion, kind, citations), given)
         outcome = negate(outcome) if negated else outcome
     return AssertionResult(
         type=assertion.type,
@@ -103,6 +125,16 @@ def _named_scores(results: list[AssertionResult]) -> dict[str, float]:
 def evaluate_literals(
     spec: EvalSpec, answer: str, artifacts_dir: Path | None, dataroom_dir: Path | None
 ) -> LiteralVerdict:
-    """Run every literal assertion of ``spec`` and combine them."""
-    results = [run_assertion(a, answer, artifacts_dir, dataroom_dir) for a in spec.assertions]
+    """Run every literal assertion of ``spec`` and combine them.
+
+    Raises :class:`CheckAborted` naming the eval, its file and the assertion's
+    line when a check cannot reach a verdict; the item reports it as an error.
+    """
+    results = []
+    for assertion in spec.assertions:
+        try:
+            results.append(run_assertion(assertion, answer, artifacts_dir, dataroom_dir, spec.citations))
+        except CheckAborted as exc:
+            message = exc.message if isinstance(exc, CheckTimedOut) else f"{assertion.type} assertion: {exc.message}"
+            raise type(exc)(message, path=spec.path, line=assertion.line) from None
     return literal_verdict(spec, results)

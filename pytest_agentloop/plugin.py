@@ -13,6 +13,9 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_agentloop.agent.live import register_live
+from pytest_agentloop.agent.options import add_options as add_live_options
+from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import lookup, register, unregister
 from pytest_agentloop.collect import EvalFile, EvalItem, store_for
 from pytest_agentloop.config import (
@@ -26,6 +29,7 @@ from pytest_agentloop.config import (
     DEFAULT_TRACES_DIRNAME,
     DEFAULT_VERDICTS_FILE,
     SETTINGS_KEY,
+    Backend,
     GateMode,
     JudgeApi,
     JudgeMode,
@@ -60,6 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _judge_options(group, parser)
     _handoff_options(group, parser)
     _gate_options(group, parser)
+    add_live_options(group, parser, _add_settings)
     parser.addini(
         "agentloop_eval_files",
         type="args",
@@ -141,6 +146,7 @@ def _judge_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
         ("concurrency", "N", positive_int, "judge calls in flight at once (default: 8)"),
         ("repeat", "N", positive_int, "grade every rubric N times (overrides each eval's repeat)"),
         ("verdicts", "FILE", None, f"verdict store file name beside the eval files (default: {DEFAULT_VERDICTS_FILE})"),
+        ("backend", "NAME", enum_value(Backend), "native (default) or promptfoo (one Promptfoo run grades the evals)"),
     ]
     _add_settings(group, parser, rows)
 
@@ -236,6 +242,11 @@ def pytest_configure(config: pytest.Config) -> None:
         except AgentloopError as exc:
             raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
         config.pluginmanager.register(selector, ShardSelector.name)
+    register_live(config)
+    if settings.backend is Backend.PROMPTFOO:
+        from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
+
+        config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
     if settings.html and not hasattr(config, "workerinput"):
         config.pluginmanager.register(HtmlReportPlugin(config), HtmlReportPlugin.name)
 
@@ -258,7 +269,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the session object and the assertion types plugins registered."""
     for name in config.stash.get(PLUGIN_TYPES_KEY, []):
         unregister(name)
-    for name in (AgentloopSession.name, "agentloop-xdist", ShardSelector.name, HtmlReportPlugin.name):
+    for name in (
+        AgentloopSession.name,
+        "agentloop-xdist",
+        ShardSelector.name,
+        "agentloop-promptfoo",
+        HtmlReportPlugin.name,
+    ):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
@@ -311,6 +328,9 @@ def agentloop_trace(request: pytest.FixtureRequest, agentloop_store: TraceStore)
             "or override the agentloop_trace fixture",
             pytrace=False,
         )
+    source = request.config.stash.get(RUN_SOURCE_KEY, None)
+    if source is not None:  # --agentloop-live: the fresh run of the same question
+        return _or_fail(lambda: source.record_for(request.node))
     return _or_fail(lambda: agentloop_store.get(str(marker.args[0])))
 
 

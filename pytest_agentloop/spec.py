@@ -4,7 +4,8 @@ Format version 1 (the ``agentloop: 1`` key)::
 
     agentloop: 1
     traces: traces          # trace store, relative to this file (optional)
-    dataroom: dataroom      # root that cited sources must resolve under (optional)
+    sources_root: dataroom  # root that cited sources must resolve under (optional; `dataroom:` is an alias)
+    citations: {citations.json: sources}   # which artifacts cite sources, in which field (optional)
     defaults: {tags: [...], scoring: hybrid, threshold: 0.8, split: optimization}
     evals:
       - id: runway-named
@@ -19,21 +20,33 @@ and the field.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from pytest_agentloop.assertions import lookup, names
-from pytest_agentloop.assertions.artifacts import validate_relative
+from pytest_agentloop.assertions.artifacts import validate_citations, validate_relative
+from pytest_agentloop.assertions.limits import DEFAULT_CHECK_SECONDS, MAX_CHECK_SECONDS
+from pytest_agentloop.assertions.text import (
+    ENGINES,
+    PYTHON,
+    RE2,
+    THRESHOLD_FREE_TYPES,
+    compile_pattern,
+    validate_levenshtein_threshold,
+)
 from pytest_agentloop.errors import SpecError
-from pytest_agentloop.yamlload import LineMap, load_yaml
+from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, LineMap, expanded_size, load_yaml
 
 FORMAT_VERSION = 1
 DEFAULT_THRESHOLD = 0.8
+MAX_REPEAT = 100
+MAX_JUDGE_CONTEXT = 10
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 T = TypeVar("T")
@@ -70,6 +83,8 @@ class AssertionSpec:
     metric: str | None = None
     threshold: float | None = None
     artifact: str | None = None
+    engine: str | None = None
+    timeout: float = DEFAULT_CHECK_SECONDS
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,8 @@ class EvalSpec:
     split: Split = Split.OPTIMIZATION
     repeat: int = 1
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    judge_context: tuple[str, ...] = ()
+    citations: Mapping[str, str] | None = None
     field_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def line_of(self, key: str) -> int:
@@ -102,18 +119,24 @@ class EvalSpec:
 
 @dataclass(frozen=True)
 class SuiteSpec:
-    """A whole eval file: where its traces and dataroom are, and its evals."""
+    """A whole eval file: where its traces and cited sources are, its artifact contract, and its evals."""
 
     path: Path
     evals: tuple[EvalSpec, ...]
     traces_dir: Path | None = None
     dataroom_dir: Path | None = None
+    citations: Mapping[str, str] | None = None
+
+    @property
+    def sources_root(self) -> Path | None:
+        """The folder cited sources must resolve under (``sources_root:``, alias ``dataroom:``)."""
+        return self.dataroom_dir
 
 
-SUITE_KEYS = {"agentloop", "traces", "dataroom", "defaults", "evals"}
-DEFAULT_KEYS = {"tags", "scoring", "threshold", "assertion_threshold", "split", "must_pass", "repeat"}
+SUITE_KEYS = {"agentloop", "traces", "sources_root", "dataroom", "citations", "defaults", "evals"}
+DEFAULT_KEYS = {"tags", "scoring", "threshold", "assertion_threshold", "split", "must_pass", "repeat", "judge_context"}
 EVAL_KEYS = DEFAULT_KEYS | {"id", "title", "trace", "expected", "rubric", "assert", "examples", "metadata"}
-ASSERTION_KEYS = {"type", "value", "weight", "metric", "threshold", "artifact"}
+ASSERTION_KEYS = {"type", "value", "weight", "metric", "threshold", "artifact", "engine", "timeout"}
 
 
 class _Reader:
@@ -141,7 +164,9 @@ class _Reader:
         if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
             raise self.fail(key, f"expected {_kind_name(kind)}, got a boolean")
         if not isinstance(value, kind):
-            raise self.fail(key, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+            raise self.fail(key, f"expected {_kind_name(kind)}, got {_type_name(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(key, f"expected a finite number, got {value}")
         return value
 
     def convert(self, key: str, value: Any, convert: Callable[[Any], T]) -> T:
@@ -164,6 +189,11 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(words.get(k, k.__name__) for k in kinds)
 
 
+def _type_name(value: object) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", LineMap: "a mapping"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _unit_interval(value: float) -> float:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"must be between 0 and 1, got {value}")
@@ -177,10 +207,22 @@ def _tags(value: list[Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _positive(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
+def _repeat(value: int) -> int:
+    if not 1 <= value <= MAX_REPEAT:
+        raise ValueError(f"must be a whole number from 1 to {MAX_REPEAT}, got {value}")
     return value
+
+
+def _timeout(value: float) -> float:
+    if not 0 < value <= MAX_CHECK_SECONDS:
+        raise ValueError(f"must be more than 0 and at most {MAX_CHECK_SECONDS:g} seconds, got {value}")
+    return float(value)
+
+
+def _judge_context(value: list[Any]) -> tuple[str, ...]:
+    if not value or len(value) > MAX_JUDGE_CONTEXT:
+        raise ValueError(f"expected a list of 1 to {MAX_JUDGE_CONTEXT} artifact file names")
+    return tuple(dict.fromkeys(validate_relative(v) for v in value))
 
 
 def _enum(kind: type[enum.StrEnum]) -> Callable[[str], Any]:
@@ -204,26 +246,59 @@ def _read_assertion(path: Path, raw: object, where: str, line: int) -> Assertion
     if found is None:
         raise reader.fail("type", f"unknown assertion type {kind_name!r}; known types: {', '.join(names())}")
     kind, _ = found
-    reader.convert("value", raw.get("value"), kind.validate)
-    artifact = reader.get("artifact", str)
-    if artifact is not None:
-        reader.convert("artifact", artifact, validate_relative)
-        if kind.target == "artifacts" and not kind.needs_artifact:
-            raise reader.fail("artifact", f"{kind_name} does not take an 'artifact'")
-    elif kind.needs_artifact:
-        raise reader.fail(None, f"{kind_name} needs an 'artifact' naming the file to check")
+    engine = _engine(reader, kind.name)
+    if engine == PYTHON:
+        reader.convert("value", raw.get("value"), lambda v: compile_pattern(str(v), PYTHON))
+    else:
+        reader.convert("value", raw.get("value"), kind.validate)
+    artifact = _artifact(reader, kind_name, kind.target, kind.needs_artifact)
     weight = reader.get("weight", (int, float), 1.0)
     if weight < 0:
-        raise reader.fail("weight", "must not be negative")
+        raise reader.fail("weight", f"must not be negative, got {weight}")
     return AssertionSpec(
         type=kind_name,
         value=raw.get("value"),
         line=raw.line,
         weight=float(weight),
         metric=reader.get("metric", str),
-        threshold=reader.get("threshold", (int, float)),
+        threshold=_threshold(reader, kind.name),
         artifact=artifact,
+        engine=engine,
+        timeout=reader.convert("timeout", reader.get("timeout", (int, float), DEFAULT_CHECK_SECONDS), _timeout),
     )
+
+
+def _engine(reader: _Reader, kind_name: str) -> str | None:
+    engine = reader.get("engine", str)
+    if engine is None:
+        return None
+    if kind_name != "regex":
+        raise reader.fail("engine", "only a regex assertion takes an 'engine'")
+    if engine not in ENGINES:
+        raise reader.fail("engine", f"unknown value {engine!r}; expected one of {', '.join(ENGINES)}")
+    return None if engine == RE2 else engine
+
+
+def _artifact(reader: _Reader, kind_name: str, target: str, needs_artifact: bool) -> str | None:
+    artifact: str | None = reader.get("artifact", str)
+    if artifact is not None:
+        reader.convert("artifact", artifact, validate_relative)
+        if target == "artifacts" and not needs_artifact:
+            raise reader.fail("artifact", f"{kind_name} does not take an 'artifact'")
+    elif needs_artifact:
+        raise reader.fail(None, f"{kind_name} needs an 'artifact' naming the file to check")
+    return artifact
+
+
+def _threshold(reader: _Reader, kind_name: str) -> float | None:
+    threshold = reader.get("threshold", (int, float))
+    if threshold is None:
+        return None
+    if kind_name in THRESHOLD_FREE_TYPES:
+        raise reader.fail("threshold", f"{kind_name} does not use a 'threshold' (levenshtein does)")
+    if kind_name == "levenshtein":
+        return float(reader.convert("threshold", threshold, validate_levenshtein_threshold))
+    return float(threshold)
 
 
 def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
@@ -239,11 +314,7 @@ def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
     rubric = reader.get("rubric", str)
     if scoring.needs_judge and not (rubric or "").strip():
         raise reader.fail(None, f"scoring {scoring.value!r} needs a 'rubric' for the judge")
-    raw_assertions = reader.get("assert", list, [])
-    assertions = tuple(
-        _read_assertion(path, a, f"{reader.what}, assertion {i + 1}", raw.line_of("assert"))
-        for i, a in enumerate(raw_assertions)
-    )
+    assertions = _assertions(path, reader, raw)
     if scoring is Scoring.LLM_JUDGE and assertions:
         raise reader.fail("assert", "llm_judge evals are graded by the rubric alone; use 'hybrid' to add assertions")
     if scoring is Scoring.DETERMINISTIC and not assertions:
@@ -251,8 +322,9 @@ def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
     examples = reader.get("examples", dict, {})
     if not set(examples) <= {"pass", "fail"} or not all(isinstance(v, str) for v in examples.values()):
         raise reader.fail("examples", "expected {pass: <text>, fail: <text>}")
-    tags = _tags(list(defaults.get("tags") or [])) + merged.convert("tags", reader.get("tags", list, []), _tags)
+    tags = _tags(list(defaults.get("tags") or [])) + reader.convert("tags", reader.get("tags", list, []), _tags)
     assertion_threshold = merged.get("assertion_threshold", (int, float))
+    judge_context = merged.get("judge_context", list)
     return EvalSpec(
         id=eval_id,
         title=title,
@@ -271,9 +343,18 @@ def _read_eval(path: Path, raw: LineMap, defaults: LineMap) -> EvalSpec:
         else merged.convert("assertion_threshold", assertion_threshold, _unit_interval),
         must_pass=merged.get("must_pass", bool, False),
         split=merged.convert("split", merged.get("split", str, "optimization"), _enum(Split)),
-        repeat=merged.convert("repeat", merged.get("repeat", int, 1), _positive),
+        repeat=merged.convert("repeat", merged.get("repeat", int, 1), _repeat),
         metadata=dict(reader.get("metadata", dict, {})),
+        judge_context=() if judge_context is None else merged.convert("judge_context", judge_context, _judge_context),
         field_lines=dict(raw.key_lines),
+    )
+
+
+def _assertions(path: Path, reader: _Reader, raw: LineMap) -> tuple[AssertionSpec, ...]:
+    raw_assertions = reader.get("assert", list, [])
+    return tuple(
+        _read_assertion(path, a, f"{reader.what}, assertion {i + 1}", raw.line_of("assert"))
+        for i, a in enumerate(raw_assertions)
     )
 
 
@@ -317,19 +398,45 @@ def _read_suite(path: Path, document: object) -> SuiteSpec:
         raise reader.fail(
             "agentloop", f"format version {version} is not supported (this plugin reads {FORMAT_VERSION})"
         )
-    defaults = reader.get("defaults", dict, LineMap())
-    _Reader(path, defaults, "defaults").reject_unknown(DEFAULT_KEYS)
+    defaults = _defaults(path, reader)
     raw_evals = reader.get("evals", list, required=True)
     if not raw_evals:
         raise reader.fail("evals", "the list is empty; add at least one eval")
+    citations = _citations(reader)
     evals = [_read_one(path, raw, defaults, document.line_of("evals")) for raw in raw_evals]
+    if citations is not None:
+        evals = [replace(spec, citations=citations) for spec in evals]
     _reject_duplicates(path, evals)
     return SuiteSpec(
         path=path,
         evals=tuple(evals),
         traces_dir=_relative_dir(path, reader.get("traces", str)),
-        dataroom_dir=_relative_dir(path, reader.get("dataroom", str)),
+        dataroom_dir=_relative_dir(path, _sources_root(reader)),
+        citations=citations,
     )
+
+
+def _defaults(path: Path, reader: _Reader) -> LineMap:
+    defaults: LineMap = reader.get("defaults", dict, LineMap())
+    checked = _Reader(path, defaults, "defaults")
+    checked.reject_unknown(DEFAULT_KEYS)
+    checked.convert("tags", checked.get("tags", list, []), _tags)
+    return defaults
+
+
+def _sources_root(reader: _Reader) -> str | None:
+    root, alias = reader.get("sources_root", str), reader.get("dataroom", str)
+    if root is not None and alias is not None:
+        raise reader.fail("dataroom", "'dataroom' is the old name of 'sources_root'; give only one of them")
+    value = root if root is not None else alias
+    if value is not None and (value.strip() == "" or "\0" in value):
+        raise reader.fail("sources_root" if root is not None else "dataroom", "expected a folder path")
+    return value
+
+
+def _citations(reader: _Reader) -> dict[str, str] | None:
+    value = reader.get("citations", dict)
+    return None if value is None else reader.convert("citations", value, validate_citations)
 
 
 def _read_one(path: Path, raw: object, defaults: LineMap, line: int) -> EvalSpec:
@@ -361,4 +468,12 @@ def load_suite(path: Path, max_bytes: int) -> SuiteSpec:
             "split it into several files or raise the ini option agentloop_max_eval_file_mb",
             path=path,
         )
-    return _read_suite(path, _parse(path, _decode(path, path.read_bytes())))
+    text = _decode(path, path.read_bytes())
+    document = _parse(path, text)
+    if "*" in text and expanded_size(document) > MAX_EXPANDED_VALUES:
+        raise SpecError(
+            f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values (or refer to themselves); "
+            "write the values out or use fewer aliases",
+            path=path,
+        )
+    return _read_suite(path, document)

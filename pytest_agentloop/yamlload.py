@@ -49,11 +49,43 @@ def _construct_line_map(loader: LineLoader, node: yaml.MappingNode) -> Any:
                 None, None, "mapping keys must be plain scalars", key_node.start_mark
             )
         skey = str(key)
+        if skey in data:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {skey!r} (first on line {data.key_lines[skey]})", key_node.start_mark
+            )
         data[skey] = loader.construct_object(value_node, deep=True)
         data.key_lines[skey] = key_node.start_mark.line + 1
 
 
 LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_line_map)
+
+
+MAX_EXPANDED_VALUES = 5_000_000
+
+
+def expanded_size(document: object, limit: int = MAX_EXPANDED_VALUES) -> int:
+    """How many values ``document`` holds once YAML aliases are expanded (stops counting past ``limit``).
+
+    A recursive alias counts as past the limit. Aliases share one object, so the count is made over distinct containers
+    with a memo: linear in the document, however far its aliases would expand.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[object, bool]] = [(document, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in sizes:
+            continue
+        if not children_done and id(node) in visiting:
+            return limit + 1  # a recursive alias: the value would never end
+        visiting.add(id(node))
+        children = list(node.values()) if isinstance(node, dict) else node
+        if children_done:
+            sizes[id(node)] = min(limit + 1, 1 + sum(sizes.get(id(c), 1) for c in children))
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, dict | list) and id(c) not in sizes)
+    return sizes.get(id(document), 1)
 
 
 def load_yaml(text: str) -> Any:

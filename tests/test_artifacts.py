@@ -78,14 +78,14 @@ def test_escaping_sources_fail_and_are_never_opened(
     (_artifacts(store) / "citations.json").write_text(
         json.dumps([{"claim_id": "C1", "claim": "x", "sources": [source]}])
     )
-    _contract_fails(pytester, eval_file, f"*citations.json: {source!r} escapes the dataroom root (not opened)*")
+    _contract_fails(pytester, eval_file, f"*citations.json: {source!r} escapes the sources root (not opened)*")
 
 
 def test_source_missing_from_dataroom(pytester: pytest.Pytester, eval_file, store: Path) -> None:
     (_artifacts(store) / "evidence_table.csv").write_text(
         "claim_id,claim,sources\nC1,x,financials/p_and_l.csv;legal/nda.md\n"
     )
-    _contract_fails(pytester, eval_file, "*evidence_table.csv: 'legal/nda.md' does not exist in the dataroom*")
+    _contract_fails(pytester, eval_file, "*evidence_table.csv: 'legal/nda.md' does not exist under the sources root*")
 
 
 def test_missing_artifacts_folder_is_an_error(pytester: pytest.Pytester, eval_file, store: Path) -> None:
@@ -152,3 +152,103 @@ def test_multi_megabyte_output_is_handled(pytester: pytest.Pytester, eval_file, 
     result.assert_outcomes(failed=1)
     assert len(result.stdout.str()) < 5000
     result.stdout.fnmatch_lines(["*5,000,009 chars in all*"])
+
+
+# -- the artifact contract: generic names, declared per suite ---------------------------
+
+
+def _only_citations(store: Path, citations: object) -> None:
+    for path in _artifacts(store).iterdir():
+        path.unlink()
+    (_artifacts(store) / "citations.json").write_text(json.dumps(citations))
+
+
+SUPPORT = """
+    sources_root: dataroom
+    citations: {citations.json: sources}
+    evals:
+      - {id: cites, title: Cites, trace: trace-01, assert: [{type: sources-resolve}]}
+"""
+
+
+def test_only_a_citations_object_with_a_declared_contract(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    _only_citations(store, {"sources": ["financials/p_and_l.csv"]})
+    eval_file(SUPPORT)
+    pytester.runpytest().assert_outcomes(passed=1)
+    (_artifacts(store) / "citations.json").write_text(json.dumps({"sources": ["kb/missing.md"]}))
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*citations.json: 'kb/missing.md' does not exist under the sources root*"])
+
+
+def test_without_a_contract_the_default_artifacts_present_are_checked(
+    pytester: pytest.Pytester, eval_file, store: Path
+) -> None:
+    _only_citations(store, [{"claim": "x", "sources": ["financials/p_and_l.csv"]}])
+    eval_file("dataroom: dataroom\nevals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: sources-resolve}]}\n")
+    result = pytester.runpytest("-vv")
+    result.assert_outcomes(passed=1)
+
+
+def test_declared_artifact_missing_fails(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    _only_citations(store, {"sources": []})
+    eval_file(SUPPORT.replace("{citations.json: sources}", "{citations.json: sources, kb_links.csv: links}"))
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*kb_links.csv is missing*"])
+
+
+def test_json_shape_on_a_single_object(pytester: pytest.Pytester, eval_file, store: Path) -> None:
+    (_artifacts(store) / "ticket.json").write_text(json.dumps({"id": "T-1", "status": "open", "reply": "hi"}))
+    eval_file(
+        """
+        evals:
+          - id: ticket
+            title: Ticket
+            trace: trace-01
+            assert:
+              - {type: json-shape, artifact: ticket.json, value: {keys: [id, status]}}
+              - {type: json-shape, artifact: ticket.json, value: {keys: [id], type: object}}
+              - {type: not-json-shape, artifact: ticket.json, value: {keys: [id], type: list}}
+              - {type: not-json-shape, artifact: risk_register.json, value: {keys: [id], type: object}}
+              - {type: not-json-shape, artifact: ticket.json, value: {keys: [priority]}}
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("suite", "line", "message"),
+    [
+        ("sources_root: a\ndataroom: b\n", 2, "field 'dataroom': 'dataroom' is the old name of 'sources_root'*"),
+        ("citations: [citations.json]\n", 1, "field 'citations': expected a mapping*"),
+        ("citations: {../x.json: sources}\n", 1, "field 'citations': '../x.json' must be a relative path*"),
+        (
+            "citations: {notes.md: sources}\n",
+            1,
+            "field 'citations': 'notes.md': cited sources are read from .json or .csv*",
+        ),
+        ("citations: {c.json: 5}\n", 1, "field 'citations': the field for 'c.json' must be a field name*"),
+    ],
+    ids=["both-names", "list", "escaping", "not-json-or-csv", "field-number"],
+)
+def test_bad_contract_is_a_collection_error(
+    pytester: pytest.Pytester, eval_file, suite: str, line: int, message: str
+) -> None:
+    eval_file(suite + "evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: sources-resolve}]}\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*suite.eval.yaml:{line}: eval file, {message}"])
+
+
+def test_judge_context_is_kept_on_the_spec(tmp_path: Path) -> None:
+    from pytest_agentloop.spec import load_suite
+
+    path = tmp_path / "s.eval.yaml"
+    path.write_text(
+        "defaults: {judge_context: [ticket.json]}\nevals:\n"
+        "  - {id: a, title: A, trace: t, scoring: llm_judge, rubric: R}\n"
+        "  - {id: b, title: B, trace: t, scoring: llm_judge, rubric: R, judge_context: [notes/reply.md, ticket.json]}\n"
+    )
+    suite = load_suite(path, 10_000_000)
+    assert [e.judge_context for e in suite.evals] == [("ticket.json",), ("notes/reply.md", "ticket.json")]

@@ -33,3 +33,16 @@ def test_real_halo_writes_a_checked_handoff(pytester, example_copy) -> None:
     result = pytester.runpytest_subprocess("evals", "--agentloop-handoff=out/handoff.md", timeout=1200)
     result.stdout.fnmatch_lines(["handoff (*): *out/handoff.md"])
     assert (pytester.path / "out" / "handoff.md").read_text().startswith(("<!--", "# Handoff"))
+
+
+@live
+def test_real_analyst_runs_live_on_one_question(pytester, example_copy) -> None:
+    result = pytester.runpytest(
+        "evals", "-k", "runway-named", "--agentloop-live", "-o", "agentloop_agent=harness",
+        "-o", "agentloop_harness=evals/diligence/harness.yaml", "--agentloop-live-timeout=900",
+    )  # fmt: skip
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1, result.stdout.str()[-2000:]
+    [record] = (pytester.path / ".agentloop" / "runs").glob("*/traces/runs/trace-01/record.json")
+    assert '"status": "ok"' in record.read_text()
+    assert os.environ["OPENAI_API_KEY"] not in "".join(p.read_text() for p in record.parent.rglob("*") if p.is_file())

@@ -45,7 +45,7 @@ def test_malformed_yaml(pytester: pytest.Pytester, eval_file, good) -> None:
         (
             "  - id: x\n    title: T\n    trace: trace-01\n    threshold: high\n    assert: [{type: contains, value: a}]\n",
             5,
-            "field 'threshold': expected an integer or a number, got str",
+            "field 'threshold': expected an integer or a number, got a string",
         ),
         (
             "  - id: x\n    title: T\n    trace: trace-01\n    assert:\n      - type: containz\n        value: a\n",
@@ -76,7 +76,7 @@ def test_malformed_yaml(pytester: pytest.Pytester, eval_file, good) -> None:
         (
             "  - id: x\n    title: T\n    trace: trace-01\n    assert: [{type: regex, value: '(unclosed'}]\n",
             5,
-            "*field 'value': invalid regular expression*",
+            "*field 'value': invalid regular expression (Python re): missing ), unterminated subpattern*",
         ),
         (
             "  - id: x\n    title: T\n    trace: trace-01\n    scoring: hybrid\n    assert: [{type: contains, value: a}]\n",
@@ -167,4 +167,4 @@ def test_broken_record_names_the_file(pytester: pytest.Pytester, eval_file, stor
     (store / "runs" / "trace-01" / "record.json").write_text("{not json")
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*trace-01/record.json: record is not valid JSON*"])
+    result.stdout.fnmatch_lines(["*trace-01/record.json:1: record is not valid JSON: Expecting property name*"])

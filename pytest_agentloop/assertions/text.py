@@ -3,13 +3,60 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
+import re2  # type: ignore[import-untyped]
+from rapidfuzz.distance import Levenshtein
+
+from pytest_agentloop.assertions import jsonscan
 from pytest_agentloop.assertions.excerpts import around, closest_miss, head
+from pytest_agentloop.assertions.jsonscan import check_schema
+from pytest_agentloop.assertions.limits import CheckAborted, can_interrupt
 from pytest_agentloop.assertions.registry import AssertionType, CheckInput, Outcome, register
 
 DEFAULT_LEVENSHTEIN_THRESHOLD = 5
+MAX_LEVENSHTEIN_THRESHOLD = 100_000
+RE2 = "re2"
+PYTHON = "python"
+ENGINES = (RE2, PYTHON)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A ``regex`` assertion's pattern and the engine that runs it (RE2 unless the eval says ``engine: python``)."""
+
+    text: str
+    engine: str = RE2
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # errors are reported once, by us, not logged to stderr by the C++ library
+    return options
+
+
+@lru_cache(maxsize=512)
+def compile_pattern(pattern: str, engine: str = RE2) -> Any:
+    """The compiled pattern; ValueError naming the fallback when RE2 rejects it."""
+    if engine == PYTHON:
+        try:
+            return re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression (Python re): {exc}") from None
+    try:
+        return re2.compile(pattern, _re2_options())
+    except re2.error as exc:
+        compile_pattern(pattern, PYTHON)  # a pattern no engine reads is reported as plainly invalid
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"RE2 cannot compile this pattern ({reason}); RE2 has no backreferences or lookaround. "
+            "Rewrite it, or add `engine: python` to this assertion to use Python's re under a time limit"
+        ) from None
 
 
 # -- value validation -------------------------------------------------------
@@ -39,23 +86,12 @@ def _validate_text(value: object) -> None:
 
 
 def _validate_regex(value: object) -> None:
-    try:
-        re.compile(_as_text(value))
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
+    compile_pattern(_as_text(value), RE2)
 
 
 def _validate_schema(value: object) -> None:
-    if value is None:
-        return
-    import jsonschema
-
-    if not isinstance(value, dict):
-        raise ValueError("expected a JSON Schema object (or no value)")
-    try:
-        jsonschema.Draft202012Validator.check_schema(value)
-    except jsonschema.SchemaError as exc:
-        raise ValueError(f"invalid JSON Schema: {exc.message}") from None
+    if value is not None:
+        check_schema(value)
 
 
 def _word_bounds(value: object) -> tuple[int | None, int | None]:
@@ -133,9 +169,11 @@ def _equals(value: object, given: CheckInput) -> Outcome:
 def _equals_json(value: object, given: CheckInput) -> Outcome:
     expected = f"output is JSON equal to {head(json.dumps(value))}"
     try:
-        parsed = json.loads(given.text)
+        parsed = jsonscan.loads(given.text)
     except json.JSONDecodeError as exc:
         return Outcome(False, expected, f"output is not JSON: {exc}")
+    if jsonscan.depth(parsed) != jsonscan.depth(value):  # unequal, and no deep recursion comparing them
+        return Outcome(False, expected, f"JSON nested {jsonscan.depth(parsed)} levels deep: {head(given.text)}")
     return Outcome(parsed == value, expected, head(json.dumps(parsed)))
 
 
@@ -146,9 +184,14 @@ def _starts_with(value: object, given: CheckInput) -> Outcome:
 
 
 def _regex(value: object, given: CheckInput) -> Outcome:
-    pattern = _as_text(value)
-    expected = f"output matches /{pattern}/"
-    match = re.search(pattern, given.text)
+    pattern = value if isinstance(value, Pattern) else Pattern(_as_text(value))
+    expected = f"output matches /{pattern.text}/" + (" (Python re)" if pattern.engine == PYTHON else "")
+    if pattern.engine == PYTHON and not can_interrupt():
+        raise CheckAborted(
+            "engine: python needs a time limit, which can only be enforced in the main thread on POSIX; "
+            "rewrite the pattern for RE2"
+        )
+    match = compile_pattern(pattern.text, pattern.engine).search(given.text)
     if match:
         return Outcome(
             True, expected, f"matched at offset {match.start()}: {around(given.text, match.start(), match.end())}"
@@ -159,48 +202,33 @@ def _regex(value: object, given: CheckInput) -> Outcome:
 # -- JSON checks ---------------------------------------------------------------
 
 
-def _schema_errors(schema: object, document: object) -> str | None:
-    if schema is None:
-        return None
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)  # type: ignore[arg-type]
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"schema violation at {where}: {error.message}"
-
-
 def _is_json(value: object, given: CheckInput) -> Outcome:
     expected = "output is valid JSON" + (" matching the schema" if value else "")
     try:
-        document = json.loads(given.text)
+        document = jsonscan.loads(given.text)
     except json.JSONDecodeError as exc:
         return Outcome(False, expected, f"not JSON ({exc.msg} at offset {exc.pos}): {around(given.text, exc.pos)}")
-    problem = _schema_errors(value, document)
+    problem = jsonscan.schema_problem(value, document)
     return Outcome(problem is None, expected, problem or head(given.text))
-
-
-def _json_candidates(text: str) -> Iterator[tuple[int, object]]:
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
-        try:
-            document, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
-        yield match.start(), document
 
 
 def _contains_json(value: object, given: CheckInput) -> Outcome:
     expected = "output contains a JSON value" + (" matching the schema" if value else "")
-    last_problem = "no JSON object or array found in " + head(given.text)
-    for pos, document in _json_candidates(given.text):
-        problem = _schema_errors(value, document)
-        if problem is None:
-            return Outcome(True, expected, f"JSON at offset {pos}: {around(given.text, pos)}")
-        last_problem = f"JSON at offset {pos} does not fit: {problem}"
-    return Outcome(False, expected, last_problem)
+    checks, last, schema = 0, None, None if value is None else jsonscan.Schema(value)
+    for pos, document in jsonscan.values(given.text):
+        for candidate in [document] if value is None else jsonscan.containers(document):
+            checks += 1
+            if checks > jsonscan.MAX_SCHEMA_CHECKS:
+                raise CheckAborted(
+                    f"more than {jsonscan.MAX_SCHEMA_CHECKS:,} JSON values to check against the schema; "
+                    "check a narrower artifact with is-json instead"
+                )
+            if schema is None or schema.fits(candidate):
+                return Outcome(True, expected, f"JSON at offset {pos}: {around(given.text, pos)}")
+            last = pos, candidate
+    if last is None or schema is None:
+        return Outcome(False, expected, "no JSON object or array found in " + head(given.text))
+    return Outcome(False, expected, f"JSON at offset {last[0]} does not fit: {schema.problem(last[1])}")
 
 
 # -- size and similarity -------------------------------------------------------
@@ -218,27 +246,56 @@ def _word_count(value: object, given: CheckInput) -> Outcome:
 
 
 def levenshtein(a: str, b: str, limit: int) -> int:
-    """Edit distance between ``a`` and ``b``, or ``limit + 1`` once it must exceed ``limit``."""
+    """Edit distance between ``a`` and ``b``, or ``limit + 1`` once it must exceed ``limit`` (rapidfuzz, C)."""
     if abs(len(a) - len(b)) > limit:
         return limit + 1
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        if min(current) > limit:
-            return limit + 1
-        previous = current
-    return previous[-1]
+    return int(Levenshtein.distance(a, b, score_cutoff=limit))
+
+
+def validate_levenshtein_threshold(value: object) -> int:
+    """The largest edit distance allowed: a whole number from 0 to :data:`MAX_LEVENSHTEIN_THRESHOLD`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+        or not 0 <= value <= MAX_LEVENSHTEIN_THRESHOLD
+    ):
+        raise ValueError(f"expected a whole number of edits from 0 to {MAX_LEVENSHTEIN_THRESHOLD:,}, got {value!r}")
+    return int(value)
 
 
 def _levenshtein(value: object, given: CheckInput) -> Outcome:
     want = _as_text(value)
-    limit = int(given.threshold if given.threshold is not None else DEFAULT_LEVENSHTEIN_THRESHOLD)
+    threshold = given.threshold if given.threshold is not None else DEFAULT_LEVENSHTEIN_THRESHOLD
+    limit = validate_levenshtein_threshold(threshold)
     distance = levenshtein(given.text, want, limit)
     shown = f"more than {limit}" if distance > limit else str(distance)
     expected = f"edit distance to {head(want)!r} at most {limit}"
     return Outcome(distance <= limit, expected, f"edit distance {shown}")
+
+
+THRESHOLD_FREE_TYPES = frozenset(
+    {
+        "contains",
+        "icontains",
+        "contains-any",
+        "contains-all",
+        "icontains-any",
+        "icontains-all",
+        "equals",
+        "starts-with",
+        "regex",
+        "is-json",
+        "contains-json",
+        "word-count",
+        "artifacts-exist",
+        "json-shape",
+        "csv-columns",
+        "sources-resolve",
+    }
+)
+"""Built-in types that take no ``threshold`` (a threshold on them is an error, not silently ignored)."""
 
 
 def _register_all() -> None:

@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_agentloop.cli import authoring, evals, feedback, handoff, history, html, verdicts
+from pytest_agentloop.cli import authoring, evals, feedback, handoff, history, html, promptfoo, record, verdicts
 from pytest_agentloop.errors import AgentloopError
 
-COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring, html)
+COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring, record, promptfoo, html)
 
 
 def build_parser() -> argparse.ArgumentParser:

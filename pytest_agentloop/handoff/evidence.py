@@ -9,12 +9,15 @@ import yaml
 
 from pytest_agentloop.authoring.feedback import read_files
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.formats import check
 from pytest_agentloop.handoff.context import Evidence
 from pytest_agentloop.results import EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.store import TraceRecord, TraceStore, find_store_root
+from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, expanded_size, load_yaml
 
 MAX_BYTES = 10_000_000
+MAX_HARNESS_BYTES = 1_000_000
 
 
 def _suites(results: list[EvalResult], root: Path, traces_dirname: str) -> tuple[dict[str, EvalSpec], list[TraceStore]]:
@@ -40,13 +43,50 @@ def read_feedback(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def read_harness(path: Path | None) -> dict[str, Any] | None:
-    """The harness config as data, or None when none is configured."""
+    """The harness config as data, or None when none is configured; errors name file, line and field."""
     if path is None:
         return None
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AgentloopError(f"the harness file cannot be read: {exc.strerror or exc}", path=path) from None
+    if len(raw) > MAX_HARNESS_BYTES:
+        raise AgentloopError(f"the harness file is over the {MAX_HARNESS_BYTES:,}-byte limit", path=path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise AgentloopError(f"harness is not UTF-8 text (byte {exc.start})", path=path, line=line) from None
+    data = _harness_yaml(path, text)
     if not isinstance(data, dict):
-        raise AgentloopError("the harness config must be a YAML mapping", path=path)
-    return data
+        raise AgentloopError("the harness config must be a YAML mapping with a 'version'", path=path, line=1)
+    check("harness", data, path, text=text)
+    plain: dict[str, Any] = _plain(data)
+    return plain
+
+
+def _harness_yaml(path: Path, text: str) -> object:
+    try:
+        document = load_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise AgentloopError(
+            f"harness is malformed YAML: {exc.problem or exc}", path=path, line=mark.line + 1 if mark else None
+        ) from None
+    except yaml.YAMLError as exc:
+        raise AgentloopError(f"harness is malformed YAML: {exc}", path=path) from None
+    if "*" in text and expanded_size(document) > MAX_EXPANDED_VALUES:
+        raise AgentloopError("harness YAML aliases expand too far (or refer to themselves)", path=path)
+    return document
+
+
+def _plain(value: Any) -> Any:
+    """LineMaps as plain dicts, so the harness serialises like any mapping."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def gather(

@@ -13,6 +13,7 @@ saying so) is asked again in words, that call only; any other 400 is an error.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,11 @@ def _detail(exc: openai.APIStatusError) -> str:
     return message if isinstance(message, str) and message else exc.message
 
 
+def estimate_tokens(prompt: Prompt, max_tokens: int) -> int:
+    """What a call may cost against a tokens-per-minute limit: the prompt (about 4 characters a token) and the cap."""
+    return (len(prompt.system) + len(prompt.user)) // 4 + max_tokens
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[:limit] + "…"
@@ -84,8 +90,18 @@ class OpenAIJudge:
             timeout=endpoint.timeout,
             max_retries=endpoint.max_retries,
         )
+        self.budget = endpoint.budget()
         # The client imports each API's module on first use (~0.6 s); do it now, before any call is timed.
         _ = self._client.chat if self.api is JudgeApi.CHAT else self._client.responses
+
+    async def _paced(self, prompt: Prompt, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Wait for the endpoint's rate budget, make the call, learn from its rate-limit headers."""
+        if self.budget is None:
+            return (await call()).parse()
+        await self.budget.acquire(estimate_tokens(prompt, self.endpoint.max_tokens))
+        raw = await call()
+        self.budget.observe(raw.headers)
+        return raw.parse()
 
     async def close(self) -> None:
         """Release connections."""
@@ -166,10 +182,13 @@ class OpenAIJudge:
             }
         if self.endpoint.max_tokens:
             extra["max_output_tokens"] = self.endpoint.max_tokens
-        response = await self._client.responses.create(
-            model=self.endpoint.model,
-            input=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
-            **extra,
+        response = await self._paced(
+            prompt,
+            lambda: self._client.responses.with_raw_response.create(
+                model=self.endpoint.model,
+                input=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+                **extra,
+            ),
         )
         output = getattr(response, "output", None)
         if not isinstance(output, list):
@@ -203,10 +222,13 @@ class OpenAIJudge:
             # OpenAI's reasoning models refuse max_tokens; other servers know max_tokens best.
             name = "max_completion_tokens" if self.endpoint.is_openai else "max_tokens"
             extra[name] = self.endpoint.max_tokens
-        response = await self._client.chat.completions.create(
-            model=self.endpoint.model,
-            messages=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
-            **extra,
+        response = await self._paced(
+            prompt,
+            lambda: self._client.chat.completions.with_raw_response.create(
+                model=self.endpoint.model,
+                messages=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+                **extra,
+            ),
         )
         choices = getattr(response, "choices", None)
         if not choices:

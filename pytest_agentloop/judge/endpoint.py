@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pytest_agentloop.config import DEFAULT_KEY_ENV, JudgeApi
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.ratelimit import RateBudget, RateLimit
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_HOSTS = ("api.openai.com",)
@@ -30,6 +32,9 @@ class JudgeEndpoint:
     key_env: str = DEFAULT_KEY_ENV
     max_tokens: int = 1024
     schema: bool = True
+    rate: RateLimit | None = None
+    rate_dir: Path | None = None
+    """Where the endpoint's shared rate budget lives (one per session, under the artifacts folder)."""
 
     @property
     def url(self) -> str:
@@ -55,3 +60,9 @@ class JudgeEndpoint:
         if self.api is JudgeApi.AUTO:
             why = " (auto: OpenAI's API)" if self.is_openai else " (auto: not api.openai.com; --agentloop-judge-api)"
         return f"judge {self.model} via {chosen} at {self.url}{why}"
+
+    def budget(self) -> RateBudget | None:
+        """The shared request budget of this endpoint (base URL and key), when a rate is set."""
+        if self.rate is None or self.rate_dir is None:
+            return None
+        return RateBudget(f"{self.url}\x1f{self.key_env}", self.rate, self.rate_dir)

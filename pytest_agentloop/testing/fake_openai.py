@@ -493,3 +493,67 @@ def _cut_body(path: str, number: int, reply: Reply) -> dict[str, Any]:
     body["status"] = "incomplete"
     body["incomplete_details"] = {"reason": "max_output_tokens"}
     return body
+
+
+# -- scripted agent loops ------------------------------------------------------------
+
+
+def tool_outputs(request: Request) -> int:
+    """How many tool results the request carries back to the model (Responses or Chat Completions)."""
+    items = request.body.get("input") or request.body.get("messages") or []
+    if not isinstance(items, list):
+        return 0
+    return sum(
+        1
+        for item in items
+        if isinstance(item, dict) and (item.get("type") == "function_call_output" or item.get("role") == "tool")
+    )
+
+
+def first_user_text(request: Request) -> str:
+    """The first user message of the request (the agent's question)."""
+    items = request.body.get("input") or request.body.get("messages") or []
+    if isinstance(items, str):
+        return items
+    for item in items:
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, list):
+                return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            return str(content or "")
+    return ""
+
+
+@dataclass
+class AgentScript:
+    """A responder that plays an agent loop per question: the reply for the step the conversation is at.
+
+    ``scripts`` maps a piece of the question to its replies; the step is found
+    from the tool results the request carries, so concurrent runs never take
+    each other's replies. Requests are counted per question in :attr:`calls`.
+    """
+
+    scripts: dict[str, list[Reply]]
+    default: list[Reply] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def steps_for(self, question: str) -> tuple[str, list[Reply]]:
+        """The script whose key occurs in ``question`` (else the default)."""
+        for key, steps in self.scripts.items():
+            if key in question:
+                return key, steps
+        return "", self.default
+
+    def __call__(self, request: Request) -> Reply:
+        key, steps = self.steps_for(first_user_text(request))
+        with self._lock:
+            self.calls[key] = self.calls.get(key, 0) + 1
+        if not steps:
+            return Reply(fault=Fault.SERVER_ERROR, retry_after=None, text="no script for this question")
+        outputs, done = tool_outputs(request), 0
+        for reply in steps:
+            if done >= outputs:
+                return reply
+            done += len(reply.tool_calls)
+        return steps[-1]

@@ -8,9 +8,14 @@ Layout (format 1)::
                                   model, created, provenance
       runs/<label>/answer.md      the run's final answer text
       runs/<label>/artifacts/     the files the run wrote
+      runs/<label>/spans.jsonl    format 2 (captured runs): the run's own span lines
 
 Record files are small and read when the store opens; answers are read when
-an eval needs them.
+an eval needs them. Every file read from a store must resolve inside the
+store's root: a run folder, record.json, answer.md, artifacts/ or spans.jsonl
+that is a symlink leading out of it is refused and never opened (the rule
+cited sources follow under their root). record.json and span lines are
+validated against their formats (:mod:`pytest_agentloop.formats`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,27 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.assertions.artifacts import UnsafePath, safe_join
 from pytest_agentloop.errors import TraceStoreError
+from pytest_agentloop.formats import FormatError, check, provenance_of
 
 STORE_FORMAT = 1
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 RECORD_FIELDS = ("trace_id", "label", "question", "harness_version", "model", "created")
+MAX_RECORD_BYTES = 1_000_000
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path`` if it resolves under ``root``; a :class:`TraceStoreError` (nothing opened) if not."""
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise TraceStoreError(f"cannot be resolved ({exc}); not read", path=path) from None
+    if not resolved.is_relative_to(root.resolve()):
+        raise TraceStoreError(
+            "resolves outside the trace store (a symlink leading out of it?); it is not read", path=path
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -42,25 +63,29 @@ class TraceRecord:
     created: str
     run_dir: Path
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    store_root: Path | None = field(default=None, compare=False)
 
     @property
     def artifacts_dir(self) -> Path:
-        """Folder holding the files the run wrote."""
-        return self.run_dir / "artifacts"
+        """Folder holding the files the run wrote; a :class:`TraceStoreError` if it leads out of the store."""
+        return self._inside(self.run_dir / "artifacts")
+
+    def _inside(self, path: Path) -> Path:
+        return path if self.store_root is None else inside(self.store_root, path)
 
     @cached_property
     def answer(self) -> str:
         """The run's final answer text."""
         path = self.run_dir / "answer.md"
         try:
-            return path.read_text(encoding="utf-8")
+            return self._inside(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise TraceStoreError(f"run {self.label!r} has no answer.md", path=path) from None
         except UnicodeDecodeError as exc:
             raise TraceStoreError(f"answer is not UTF-8 text (byte {exc.start})", path=path) from None
 
     def require_artifacts(self) -> Path:
-        """The artifacts folder, or a clear error if the recording lacks one."""
+        """The artifacts folder, or a clear error if the recording lacks one or it leads out of the store."""
         if not self.artifacts_dir.is_dir():
             raise TraceStoreError(
                 f"run {self.label!r} (trace {self.trace_id}) has no artifacts folder; "
@@ -69,34 +94,72 @@ class TraceRecord:
             )
         return self.artifacts_dir
 
+    def read_artifact(self, name: str, max_bytes: int) -> str:
+        """Text of artifact ``name`` (a plain relative path inside artifacts/), at most ``max_bytes``."""
+        folder = self.require_artifacts()
+        try:
+            path = safe_join(folder, name)
+        except UnsafePath as exc:
+            raise TraceStoreError(f"artifact {exc}; not read", path=folder) from None
+        if not path.is_file():
+            raise TraceStoreError(f"run {self.label!r} has no artifact {name}", path=path)
+        if path.stat().st_size > max_bytes:
+            raise TraceStoreError(f"artifact is over the {max_bytes:,}-byte limit", path=path)
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise TraceStoreError(f"artifact is not UTF-8 text (byte {exc.start})", path=path) from None
+
 
 def normalize_trace_id(value: str) -> str:
     """The Agents SDK's ``trace_<hex>`` id without its prefix."""
     return value.removeprefix("trace_")
 
 
-def _load_record(path: Path) -> TraceRecord:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+def _parse_record(path: Path) -> tuple[object, str]:
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise TraceStoreError(f"record is over the {MAX_RECORD_BYTES:,}-byte limit for record.json", path=path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text, object_pairs_hook=_no_duplicates), text
+    except json.JSONDecodeError as exc:
+        raise TraceStoreError(f"record is not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    except UnicodeDecodeError as exc:
+        raise TraceStoreError(f"record is not UTF-8 text (byte {exc.start})", path=path) from None
+    except (ValueError, RecursionError) as exc:
         raise TraceStoreError(f"record is not valid JSON: {exc}", path=path) from None
+
+
+def _load_record(path: Path, root: Path | None = None) -> TraceRecord:
+    if root is not None:
+        inside(root, path.parent)
+        inside(root, path)
+    data, text = _parse_record(path)
     if not isinstance(data, dict):
-        raise TraceStoreError("record must be a JSON object", path=path)
-    missing = [f for f in RECORD_FIELDS if f not in data]
-    if missing:
-        raise TraceStoreError(f"record lacks {', '.join(missing)}", path=path)
-    trace_id = normalize_trace_id(str(data["trace_id"]))
-    if not TRACE_ID.match(trace_id):
-        raise TraceStoreError(f"trace_id {trace_id!r} is not 32 lowercase hex characters", path=path)
+        raise TraceStoreError("record must be a JSON object", path=path, line=1)
+    try:
+        check("record", data, path, text=text)
+    except FormatError as exc:
+        raise TraceStoreError(exc.message, path=path, line=exc.line) from None
     return TraceRecord(
-        trace_id=trace_id,
-        label=str(data["label"]),
-        question=str(data["question"]),
-        harness_version=str(data["harness_version"]),
-        model=None if data["model"] is None else str(data["model"]),
-        created=str(data["created"]),
+        trace_id=normalize_trace_id(data["trace_id"]),
+        label=data["label"],
+        question=data["question"],
+        harness_version=data["harness_version"],
+        model=data["model"],
+        created=data["created"],
         run_dir=path.parent,
-        provenance=dict(data.get("provenance") or {}),
+        provenance=provenance_of(data.get("provenance")),
+        store_root=root,
     )
 
 
@@ -110,8 +173,9 @@ class TraceStore:
         runs = root / "runs"
         if not runs.is_dir():
             raise TraceStoreError("not a trace store (no runs/ folder)", path=root)
+        inside(root, runs)
         for record_path in sorted(runs.glob("*/record.json")):
-            self._add(_load_record(record_path))
+            self._add(_load_record(record_path, root))
 
     def _add(self, record: TraceRecord) -> None:
         for ref in (record.trace_id, record.label):
@@ -146,24 +210,53 @@ class TraceStore:
         return self.root / "spans.jsonl"
 
     def spans(self, trace_id: str | None = None) -> list[dict[str, Any]]:
-        """Span lines of one trace (or all), in file order."""
-        if not self.spans_path.is_file():
-            return []
+        """Span lines of one trace (or all): the store's spans.jsonl, then each run's own (format 2).
+
+        Every line is validated; an error names the file and the line.
+        """
         wanted = None if trace_id is None else normalize_trace_id(trace_id)
-        lines = []
-        with self.spans_path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    span = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TraceStoreError(
-                        f"span line is not JSON: {exc.msg}", path=self.spans_path, line=number
-                    ) from None
-                if wanted is None or span.get("trace_id") == wanted:
-                    lines.append(span)
+        files = [self.spans_path, *(r.run_dir / "spans.jsonl" for r in self._records)]
+        lines: list[dict[str, Any]] = []
+        for path in files:
+            if path.is_file() or path.is_symlink():
+                lines.extend(_read_spans(inside(self.root, path), wanted))
         return lines
+
+
+def _read_spans(path: Path, wanted: str | None) -> list[dict[str, Any]]:
+    """The validated span lines of ``path`` whose trace id is ``wanted`` (all when None), in file order."""
+    lines = []
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(_lines(path, handle), 1):
+            if line.strip():
+                span = _span(path, number, line)
+                if wanted is None or span["trace_id"] == wanted:
+                    lines.append(span)
+    return lines
+
+
+def _lines(path: Path, handle: Any) -> Iterator[str]:
+    try:
+        yield from handle
+    except UnicodeDecodeError as exc:
+        raise TraceStoreError(f"span lines are not UTF-8 text (byte {exc.start})", path=path) from None
+
+
+def _span(path: Path, number: int, line: str) -> dict[str, Any]:
+    """One validated span line."""
+    try:
+        span = json.loads(line, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise TraceStoreError(f"span line is not JSON: {exc.msg}", path=path, line=number) from None
+    except (ValueError, RecursionError) as exc:
+        raise TraceStoreError(f"span line is not JSON: {exc}", path=path, line=number) from None
+    if not isinstance(span, dict):
+        raise TraceStoreError("span line must be a JSON object", path=path, line=number)
+    try:
+        check("span", span, path, line=number)
+    except FormatError as exc:
+        raise TraceStoreError(exc.message, path=path, line=number) from None
+    return span
 
 
 class StoreCache:

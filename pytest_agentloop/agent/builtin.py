@@ -1,0 +1,135 @@
+"""The built-in runner: an Agents SDK agent built from the harness YAML, so a plain agent needs no Python.
+
+Harness keys read::
+
+    name: diligence-analyst           # the agent's name (default: agent)
+    system_prompt: ...                # the instructions
+    model_settings:                   # model, and the SDK's ModelSettings fields
+      model: gpt-5.1
+      reasoning_effort: medium        # becomes ModelSettings(reasoning=Reasoning(effort=...))
+    tools:                            # function tools by import path, `module:attribute`
+      - analyst.tools:list_files      # (the harness file's folder and the rootdir are importable)
+    max_turns: 20
+
+Tools receive an :class:`AgentContext` (``ctx.context``) holding the run's
+working directory, the dataroom and the metadata. Each event loop gets its
+own ``AsyncOpenAI`` client (the SDK's shared client fails on a second loop),
+reused by the runs on it; the client reads ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import inspect
+import os
+import sys
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop.agent.errors import AgentConfigError, require
+from pytest_agentloop.agent.harness import Harness
+from pytest_agentloop.agent.runner import Question
+
+DEFAULT_MAX_TURNS = 20
+
+
+@dataclass
+class AgentContext:
+    """What the built-in runner's tools see as ``ctx.context``."""
+
+    workdir: Path
+    dataroom: Path | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    harness: Harness | None = None
+
+
+def model_settings(harness: Harness) -> Any:
+    """The SDK's ``ModelSettings`` from ``model_settings:`` (``model`` aside)."""
+    agents = require("agents")
+    given = dict(harness.data.get("model_settings") or {})
+    given.pop("model", None)
+    effort = given.pop("reasoning_effort", None)
+    known = {f.name for f in dataclasses.fields(agents.ModelSettings)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise AgentConfigError(
+            f"model_settings: unknown key(s) {', '.join(unknown)} "
+            f"(known: reasoning_effort, {', '.join(sorted(known))})",
+            path=harness.path,
+        )
+    if effort is not None:
+        from openai.types.shared import Reasoning
+
+        given["reasoning"] = Reasoning(effort=effort)
+    return agents.ModelSettings(**given)
+
+
+def load_tool(ref: str, harness: Harness) -> Any:
+    """The function tool at ``module:attribute`` (a plain function is wrapped with ``function_tool``)."""
+    agents = require("agents")
+    if harness.path is not None and str(harness.path.parent) not in sys.path:
+        sys.path.insert(0, str(harness.path.parent))
+    module_name, _, attribute = ref.partition(":")
+    try:
+        tool = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise AgentConfigError(f"tools: {ref!r} cannot be loaded: {exc}", path=harness.path) from None
+    if inspect.isfunction(tool):
+        return agents.function_tool(tool)
+    return tool
+
+
+def build_agent(harness: Harness) -> Any:
+    """An ``agents.Agent`` from the harness."""
+    agents = require("agents")
+    tools = [load_tool(str(ref), harness) for ref in harness.data.get("tools") or []]
+    return agents.Agent(
+        name=str(harness.data.get("name") or "agent"),
+        instructions=str(harness.data.get("system_prompt") or ""),
+        model=harness.model,
+        model_settings=model_settings(harness),
+        tools=tools,
+    )
+
+
+async def run_sdk_agent(
+    agent: Any,
+    question: Question,
+    *,
+    metadata: dict[str, Any],
+    workdir: Path,
+    harness: Harness,
+    max_turns: int | None = None,
+) -> Any:
+    """Run an ``agents.Agent`` with a client of its own; returns the SDK's ``RunResult``."""
+    agents = require("agents")
+    provider = agents.OpenAIProvider(openai_client=loop_client(), use_responses=True)
+    context = AgentContext(workdir=workdir, dataroom=harness.dataroom, metadata=metadata, harness=harness)
+    turns = max_turns or int(harness.data.get("max_turns") or DEFAULT_MAX_TURNS)
+    return await agents.Runner.run(
+        agent, question, context=context, max_turns=turns, run_config=agents.RunConfig(model_provider=provider)
+    )
+
+
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+
+
+def loop_client() -> Any:
+    """One ``AsyncOpenAI`` client per event loop (and endpoint): made once, as its TLS setup is costly."""
+    from openai import AsyncOpenAI
+
+    key = (os.environ.get("OPENAI_BASE_URL", ""), os.environ.get("OPENAI_API_KEY", ""))
+    clients = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    if key not in clients:
+        clients[key] = AsyncOpenAI()
+    return clients[key]
+
+
+async def run(question: Question, *, metadata: dict[str, Any], workdir: Path, harness: Harness) -> Any:
+    """The built-in agent callable (``agentloop_agent = harness``)."""
+    return await run_sdk_agent(build_agent(harness), question, metadata=metadata, workdir=workdir, harness=harness)

@@ -1,0 +1,78 @@
+"""Redaction of captured runs: built-in patterns for API keys and e-mail addresses, plus a user hook.
+
+Runs on span lines, answers, questions and artifact files before anything is
+written, so a secret never reaches the store, a report, a shard file or HALO.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_agentloop.agent.errors import AgentConfigError
+
+#: (name, pattern): what the built-in redaction replaces with ``[REDACTED:<name>]``.
+BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("api-key", r"\bsk-[A-Za-z0-9_-]{16,}"),
+    ("api-key", r"\b(?:ghp|gho|github_pat|xox[abp]|AKIA)[A-Za-z0-9_-]{12,}"),
+    ("bearer", r"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*"),
+    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+)
+
+Hook = Callable[[str], str]
+
+
+def load_hook(spec: str) -> Hook:
+    """The callable ``module:function`` (``str -> str``) named by the ini option agentloop_redact."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        hook = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise AgentConfigError(f"agentloop_redact {spec!r} cannot be loaded: {exc}") from None
+    if not callable(hook):
+        raise AgentConfigError(f"agentloop_redact {spec!r} is not callable")
+    return hook  # type: ignore[no-any-return]
+
+
+@dataclass
+class Redactor:
+    """Replaces secrets in text and in nested JSON values; counts what it replaced."""
+
+    hook: Hook | None = None
+    builtin: bool = True
+    replaced: int = 0
+    _patterns: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.builtin:
+            self._patterns = [(name, re.compile(p)) for name, p in BUILTIN_PATTERNS]
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret replaced."""
+        for name, pattern in self._patterns:
+            value, count = pattern.subn(f"[REDACTED:{name}]", value)
+            self.replaced += count
+        if self.hook is not None:
+            value = str(self.hook(value))
+        return value
+
+    def value(self, data: Any) -> Any:
+        """Strings anywhere inside ``data`` (dicts, lists) redacted."""
+        if isinstance(data, str):
+            return self.text(data)
+        if isinstance(data, dict):
+            return {k: self.value(v) for k, v in data.items()}
+        if isinstance(data, list | tuple):
+            return [self.value(v) for v in data]
+        return data
+
+    def data(self, raw: bytes) -> bytes:
+        """A file's bytes redacted when they are UTF-8 text; binary files pass unchanged."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+        return self.text(text).encode("utf-8")

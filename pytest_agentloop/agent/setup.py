@@ -1,0 +1,123 @@
+"""Everything a run needs besides its question, built once from ini settings or command-line flags."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import os
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop.agent.capture import CapturedRun, CaptureOptions, capture_run
+from pytest_agentloop.agent.cost import PRICES, parse_prices
+from pytest_agentloop.agent.harness import Harness, load_harness
+from pytest_agentloop.agent.questions import QuestionSpec
+from pytest_agentloop.agent.redact import Redactor, load_hook
+from pytest_agentloop.agent.runner import AgentCallable, load_agent
+
+INI_NAMES = ("agentloop_agent", "agentloop_harness", "agentloop_redact", "agentloop_prices", "agentloop_agent_key_env")
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """The agent callable, its harness and what capture does around it."""
+
+    agent: AgentCallable
+    agent_ref: str
+    harness: Harness
+    timeout: float | None = None
+    redact_hook: str | None = None
+    prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(PRICES))
+    upload: bool = False
+
+    def options(self, question: QuestionSpec, provenance: str, replace: bool = False) -> CaptureOptions:
+        """Capture options for one run (a fresh redactor, so its counts are the run's)."""
+        hook = load_hook(self.redact_hook) if self.redact_hook else None
+        return CaptureOptions(
+            harness=self.harness,
+            metadata=question.metadata,
+            timeout=self.timeout,
+            redactor=Redactor(hook=hook),
+            prices=self.prices,
+            provenance=provenance,
+            agent_ref=self.agent_ref,
+            upload=self.upload,
+            replace=replace,
+        )
+
+
+def build_setup(
+    agent_ref: str,
+    harness_path: Path | None,
+    root: Path,
+    *,
+    timeout: float | None = None,
+    redact: str | None = None,
+    prices: list[str] | None = None,
+    upload: bool = False,
+) -> AgentSetup:
+    """Load the agent callable and the harness; raise AgentConfigError naming what is wrong."""
+    if redact:
+        load_hook(redact)  # fail before any run starts
+    return AgentSetup(
+        agent=load_agent(agent_ref, root),
+        agent_ref=agent_ref,
+        harness=load_harness(harness_path),
+        timeout=timeout,
+        redact_hook=redact or None,
+        prices=parse_prices(prices or []),
+        upload=upload,
+    )
+
+
+def read_ini(folder: Path) -> dict[str, str]:
+    """The agentloop_* agent settings of pyproject.toml or pytest.ini in ``folder`` (for the CLI)."""
+    found: dict[str, Any] = {}
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        with pyproject.open("rb") as handle:
+            found = tomllib.load(handle).get("tool", {}).get("pytest", {}).get("ini_options", {})
+    ini = folder / "pytest.ini"
+    if not found and ini.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(ini)
+        found = dict(parser["pytest"]) if parser.has_section("pytest") else {}
+    return {k: "\n".join(v) if isinstance(v, list) else str(v) for k, v in found.items() if k in INI_NAMES}
+
+
+def key_missing(key_env: str) -> bool:
+    """Whether the agent's key variable is unset (``none`` means the agent needs no key)."""
+    return key_env.lower() != "none" and not os.environ.get(key_env)
+
+
+Progress = Callable[[CapturedRun], None]
+
+
+async def record_all(
+    setup: AgentSetup, questions: list[QuestionSpec], store: Path, concurrency: int, replace: bool, progress: Progress
+) -> list[CapturedRun]:
+    """Capture every question into ``store``, ``concurrency`` runs in flight."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(question: QuestionSpec) -> CapturedRun:
+        async with gate:
+            run = await capture_run(
+                setup.agent,
+                question.question,
+                store=store,
+                label=question.label,
+                options=setup.options(question, "captured", replace),
+            )
+        progress(run)
+        return run
+
+    return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+def say(text: str) -> None:
+    """A line on stderr."""
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,134 @@
+"""``agentloop record``: run the agent on questions and write the runs into a trace store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.questions import QuestionSpec, distinct, from_record, load_questions
+from pytest_agentloop.cli.common import eval_files
+from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_TRACES_DIRNAME
+from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.spec import load_suite
+from pytest_agentloop.traces.store import TraceStore, find_store_root
+
+QUESTION_SUFFIXES = (".yaml", ".yml", ".jsonl")
+
+
+def _is_eval_source(path: Path) -> bool:
+    return path.is_dir() or any(path.match(p) for p in DEFAULT_EVAL_PATTERNS)
+
+
+def gather_questions(sources: list[str]) -> list[QuestionSpec]:
+    """Questions from questions files, and from the recorded runs eval files check (one per distinct question)."""
+    found: list[QuestionSpec] = []
+    for name in sources:
+        path = Path(name)
+        if not path.exists():
+            raise AgentConfigError("no such file or folder", path=path)
+        if _is_eval_source(path):
+            found.extend(_eval_questions(path))
+        elif path.suffix in QUESTION_SUFFIXES:
+            found.extend(load_questions(path))
+        else:
+            raise AgentConfigError("give a questions file (.yaml, .yml, .jsonl), eval files or folders", path=path)
+    labels = [q.label for q in found]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise AgentConfigError(f"labels given twice: {', '.join(twice)}")
+    return found
+
+
+def _eval_questions(path: Path) -> list[QuestionSpec]:
+    questions: list[QuestionSpec] = []
+    for file in eval_files([str(path)]):
+        suite = load_suite(file, 10_000_000)
+        root = suite.traces_dir or find_store_root(file.parent, DEFAULT_TRACES_DIRNAME, Path(file.anchor))
+        if root is None:
+            raise AgentConfigError("no trace store beside this eval file: its questions are unknown", path=file)
+        store = TraceStore(root)
+        questions.extend(from_record(store.get(spec.trace)) for spec in suite.evals)
+    return distinct(questions)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from pytest_agentloop.agent.setup import build_setup, read_ini, record_all, say
+
+    ini = read_ini(Path.cwd())
+    agent = args.agent or ini.get("agentloop_agent")
+    if not agent:
+        raise AgentConfigError("no agent: pass --agent package.module:function (or 'harness'), or set agentloop_agent")
+    harness = args.harness or ini.get("agentloop_harness")
+    setup = build_setup(
+        agent,
+        Path(harness) if harness else None,
+        Path.cwd(),
+        timeout=args.timeout,
+        redact=args.redact or ini.get("agentloop_redact"),
+        prices=(ini.get("agentloop_prices") or "").splitlines(),
+        upload=args.upload_traces,
+    )
+    questions = gather_questions(args.sources)
+    store = Path(args.out)
+    if not args.replace:
+        taken = [q.label for q in questions if (store / "runs" / q.label).exists()]
+        if taken:
+            raise AgentConfigError(f"runs already recorded: {', '.join(taken)}; pass --replace to record them again")
+    (store / "runs").mkdir(parents=True, exist_ok=True)
+    done: list[int] = [0, 0]
+
+    def progress(run: object) -> None:
+        done[0] += 1
+        done[1] += not getattr(run, "ok", False)
+        say(f"agentloop record: {done[0]}/{len(questions)} runs, {done[1]} failed")
+
+    say(
+        f"agentloop record: {len(questions)} questions, harness {setup.harness.version}, concurrency {args.concurrency}"
+    )
+    runs = asyncio.run(record_all(setup, questions, store, args.concurrency, args.replace, progress))
+    for run in sorted(runs, key=lambda r: r.label):
+        state = "ok" if run.ok else f"FAILED: {run.error}"
+        cost = "" if run.cost_usd is None else f", ${run.cost_usd:.4f}"
+        print(f"{run.label}\t{run.trace_id}\t{run.wall_seconds:.1f}s{cost}\t{state}")
+    print(f"wrote {len(runs)} runs to {store} ({sum(not r.ok for r in runs)} failed)")
+    return 1 if any(not r.ok for r in runs) else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return _cmd_record(args)
+    except AgentConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AgentloopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text}")
+    return value
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``record``."""
+    record = commands.add_parser(
+        "record", help="run the agent on questions (a questions file, or eval files) and store the runs"
+    )
+    record.add_argument("sources", nargs="+", metavar="PATH", help="questions file (YAML/JSONL), eval files or folders")
+    record.add_argument("-o", "--out", default=DEFAULT_TRACES_DIRNAME, help="trace store to write (default: traces)")
+    record.add_argument("--agent", help="the agent callable, package.module:function, or 'harness' (default: ini)")
+    record.add_argument("--harness", help="harness config YAML (default: ini agentloop_harness)")
+    record.add_argument("--concurrency", type=_positive, default=8, help="runs in flight at once (default: 8)")
+    record.add_argument("--timeout", type=float, default=None, help="seconds before a run counts as failed")
+    record.add_argument("--replace", action="store_true", help="record labels that already exist again")
+    record.add_argument("--redact", help="redaction hook package.module:function (default: ini agentloop_redact)")
+    record.add_argument(
+        "--upload-traces", action="store_true", help="also send traces to OpenAI's trace ingest (off by default)"
+    )
+    record.set_defaults(run=_run)

@@ -1,0 +1,147 @@
+"""`agentloop record`: questions in, runs in a trace store out; the evals then run on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from agent_scripts import analyst_steps
+
+from pytest_agentloop.cli import main
+from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply
+
+from conftest import EXAMPLE, SECRET_KEY
+
+HARNESS = str(EXAMPLE / "diligence" / "harness.yaml")
+
+QUESTIONS = """\
+- label: runway
+  question: What do runway and burn say?
+- label: chat
+  messages:
+    - {role: user, content: 'Which customers matter most?'}
+  metadata: {topic: concentration}
+"""
+
+
+@pytest.fixture
+def agent_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI) -> FakeOpenAI:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    return fake_openai
+
+
+def record(tmp_path: Path, *extra: str) -> int:
+    return main(
+        [
+            "record",
+            str(tmp_path / "questions.yaml"),
+            "-o",
+            str(tmp_path / "store"),
+            "--agent",
+            "harness",
+            "--harness",
+            HARNESS,
+            *extra,
+        ]
+    )
+
+
+def test_record_writes_one_run_per_question(
+    agent_env: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "questions.yaml").write_text(QUESTIONS)
+    agent_env.set_responder(
+        AgentScript({"runway": analyst_steps("runway answer"), "customers": analyst_steps("customer answer")})
+    )
+    assert record(tmp_path) == 0
+    out, err = capsys.readouterr()
+    assert "agentloop record: 2/2 runs, 0 failed" in err
+    assert "wrote 2 runs" in out
+    runs = tmp_path / "store" / "runs"
+    assert (runs / "runway" / "answer.md").read_text() == "runway answer"
+    chat = json.loads((runs / "chat" / "record.json").read_text())
+    assert chat["question"] == "Which customers matter most?" and chat["messages"][0]["role"] == "user"
+    assert chat["metadata"] == {"topic": "concentration"}
+    assert SECRET_KEY not in "".join(p.read_text() for p in runs.rglob("*") if p.is_file())
+
+
+def test_a_second_record_needs_replace(
+    agent_env: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "questions.yaml").write_text(QUESTIONS)
+    agent_env.set_responder(AgentScript({"runway": analyst_steps("one"), "customers": analyst_steps("two")}))
+    assert record(tmp_path) == 0
+    assert record(tmp_path) == 2
+    assert "runs already recorded: runway, chat; pass --replace" in capsys.readouterr().err
+    assert record(tmp_path, "--replace") == 0
+
+
+def test_a_failed_run_is_kept_and_fails_the_command(
+    agent_env: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "questions.yaml").write_text(QUESTIONS)
+    agent_env.set_responder(AgentScript({"runway": analyst_steps("ok"), "customers": [Reply(text="x", delay=1.0)]}))
+    assert record(tmp_path, "--timeout", "0.3") == 1
+    out = capsys.readouterr().out
+    assert "chat" in out and "FAILED: timed out after 0.3s" in out
+    failed = json.loads((tmp_path / "store" / "runs" / "chat" / "record.json").read_text())
+    assert failed["status"] == "failed" and not (tmp_path / "store" / "runs" / "chat" / "answer.md").exists()
+
+
+def test_record_without_an_agent_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "questions.yaml").write_text(QUESTIONS)
+    assert main(["record", "questions.yaml"]) == 2
+    assert "no agent: pass --agent" in capsys.readouterr().err
+    assert main(["record", "questions.yaml", "--agent", "nosuch.module:run"]) == 2
+    assert "cannot be loaded" in capsys.readouterr().err
+
+
+def test_the_evals_run_on_recorded_runs(pytester: pytest.Pytester, agent_env: FakeOpenAI) -> None:
+    pytester.makepyfile(
+        myagent="""
+        async def run(question, *, metadata, workdir, harness):
+            (workdir / "summary_answer.md").write_text("Runway is 11 months.")
+            return "Runway is 11 months; burn $2.9M."
+        """
+    )
+    pytester.makefile(".yaml", questions="- {label: trace-01, question: 'Runway?'}\n")
+    pytester.makefile(
+        ".eval.yaml",
+        suite="""
+        agentloop: 1
+        evals:
+          - id: runway
+            title: Names the runway
+            trace: trace-01
+            assert:
+              - {type: icontains, value: 11 months}
+              - {type: artifacts-exist, value: [summary_answer.md]}
+        """,
+    )
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(pytester.path)
+    try:
+        assert main(["record", "questions.yaml", "--agent", "myagent:run"]) == 0
+    finally:
+        monkey.undo()
+    result = pytester.runpytest("suite.eval.yaml")
+    result.assert_outcomes(passed=1)
+
+
+def test_record_takes_the_questions_of_eval_files(pytester: pytest.Pytester, example_copy: Path) -> None:
+    pytester.makepyfile(myagent="async def run(question, **_):\n    return 'fresh: ' + question\n")
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(pytester.path)
+    try:
+        assert main(["record", "evals/diligence", "-o", "fresh", "--agent", "myagent:run"]) == 0
+    finally:
+        monkey.undo()
+    runs = sorted(p.name for p in (pytester.path / "fresh" / "runs").iterdir())
+    assert runs == ["trace-01", "trace-02", "trace-03", "trace-04", "trace-05"]  # one per distinct question
+    answer = (pytester.path / "fresh" / "runs" / "trace-01" / "answer.md").read_text()
+    assert answer == "fresh: What do runway and burn tell us about near-term financing risk?"

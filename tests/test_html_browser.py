@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from playwright.sync_api import Browser, Page, sync_playwright
 from test_html_report import HOSTILE, rows_of, run_with_baseline_and_failures
 
@@ -27,13 +28,21 @@ def chromium_executable() -> str:
     """Debian's chromium, installed with apt-get on first use (as root); a clear failure otherwise."""
     found = shutil.which("chromium")
     if found is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=env, timeout=900)
-        found = shutil.which("chromium")
+        cache = Path(os.environ.get("AGENTLOOP_CACHE") or Path.home() / ".cache" / "pytest-agentloop")
+        cache.mkdir(parents=True, exist_ok=True)
+        with FileLock(cache / "chromium.lock"):  # xdist workers install it once
+            found = shutil.which("chromium") or _apt_install("chromium")
     if found is None:
         pytest.fail("headless Chromium is needed: `apt-get install -y chromium` (Debian's package)", pytrace=False)
     return found
+
+
+def _apt_install(package: str) -> str | None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+    subprocess.run([*apt, "update", "-qq"], check=False, env=env, timeout=900)
+    subprocess.run([*apt, "install", "-y", "-qq", package], check=False, env=env, timeout=900)
+    return shutil.which(package)
 
 
 @pytest.fixture(scope="module")

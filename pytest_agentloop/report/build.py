@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections import Counter
 from contextlib import closing
@@ -102,7 +103,7 @@ def rows_of(results: list[EvalResult], root: Path, known: dict[str, EvalSpec] | 
 
 def diff_of(ref: str, diffs: dict[str, SplitDiff]) -> BaselineDiff:
     """The gate's per-split comparison as plain data."""
-    return BaselineDiff(ref, {s: {k: tuple(getattr(d, k)) for k in DIFF_KINDS} for s, d in diffs.items()})
+    return BaselineDiff(ref, {s: {k: tuple(getattr(d, k, ())) for k in DIFF_KINDS} for s, d in diffs.items()})
 
 
 def diff_from_statuses(ref: str, results: list[EvalResult]) -> BaselineDiff | None:
@@ -202,7 +203,10 @@ def handoff_view(path: Path, report_path: Path, limit: int = TEXT_LIMIT) -> Hand
 def history_diff(history: History, run_id: str, results: list[EvalResult], baseline: str | None) -> BaselineDiff | None:
     """For a recorded run: a fresh comparison with ``baseline``, else the statuses stored with the run."""
     if baseline:
-        loaded = load_baseline(baseline, history, current_run=run_id)
+        selected = {"selected": [r.nodeid for r in results]}
+        # Newer gates pick a baseline that covers the run's selection; older ones take none.
+        wants = "selected" in inspect.signature(load_baseline).parameters
+        loaded = load_baseline(baseline, history, current_run=run_id, **(selected if wants else {}))
         return diff_of(loaded.ref, compare(results, loaded))
     stored = next((r for r in history.runs() if r.run_id == run_id), None)
     recorded = str(stored.options.get("baseline")) if stored else "None"

@@ -82,7 +82,7 @@ class RunInfo:
 
 
 # The baseline diff's lists, most urgent first (names as in gate.baseline.SplitDiff).
-DIFF_KINDS = ("regressions", "newly_passing", "still_failing", "new", "removed", "flaky")
+DIFF_KINDS = ("regressions", "newly_passing", "still_failing", "new", "removed", "flaky", "not_in_baseline")
 
 
 @dataclass(frozen=True)

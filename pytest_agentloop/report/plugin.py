@@ -59,6 +59,7 @@ class HtmlReportPlugin:
         history = History(settings.history_path(config.rootpath))
         recorded = next((r for r in history.runs() if r.run_id == run_id), None) if history.path.exists() else None
         gate = getattr(session, "gate", None)
+        gate = getattr(gate, "outcome", gate)  # a newer session keeps its GateOutcome on a GateRun
         verdict = getattr(gate, "verdict", None)
         extra: dict[str, object] = {
             "judge_model": settings.judge_model,

@@ -31,7 +31,8 @@ async function agentloopData(id) {
   const SVGNS = "http://www.w3.org/2000/svg";
   const LABELS = {
     regressions: "newly failing (regressions)", newly_passing: "newly passing", still_failing: "still failing",
-    new: "new evals", removed: "removed evals", flaky: "flaky", unchanged: "unchanged",
+    new: "new evals", removed: "removed evals", flaky: "flaky", not_in_baseline: "not run in the baseline",
+    unchanged: "unchanged",
   };
   const SHORT = { regressions: "regression", newly_passing: "newly passing", still_failing: "still failing", new: "new", flaky: "flaky" };
   const OUTCOMES = ["failed", "error", "passed", "skipped"];
@@ -170,10 +171,10 @@ async function agentloopData(id) {
     const table = el("table", "counts");
     add(table, add(el("thead"), add(el("tr"), el("th", null, "split"), ...kinds.map((k) => el("th", null, LABELS[k])))));
     const body = el("tbody");
-    for (const split of splits) add(body, add(el("tr"), el("td", null, split), ...kinds.map((k) => el("td", null, D.diff.splits[split][k].length))));
+    for (const split of splits) add(body, add(el("tr"), el("td", null, split), ...kinds.map((k) => el("td", null, (D.diff.splits[split][k] || []).length))));
     add(box, add(table, body));
     for (const kind of kinds.slice(1)) {
-      const names = splits.flatMap((s) => D.diff.splits[s][kind]);
+      const names = splits.flatMap((s) => D.diff.splits[s][kind] || []);
       if (!names.length) continue;
       const details = add(el("details"), el("summary", null, LABELS[kind] + " (" + names.length + ")"));
       details.addEventListener("toggle", () => {  // the list is built when first opened

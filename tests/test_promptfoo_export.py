@@ -16,7 +16,7 @@ import pytest
 import yaml
 from promptfoo_cases import ANSWER, every_literal_suite
 
-from pytest_agentloop.assertions.registry import AssertionType, Outcome, register, unregister
+from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionType, Outcome, using
 from pytest_agentloop.backends import promptfoo_install
 from pytest_agentloop.backends.promptfoo_backend import judge_answer
 from pytest_agentloop.backends.promptfoo_export import (
@@ -192,11 +192,11 @@ def test_nothing_is_dropped_silently(tmp_path: Path) -> None:
     path.write_text(
         RUBRIC_SUITE + "  - {id: custom, title: C, trace: trace-01, assert: [{type: mentions-x, value: a}]}\n"
     )
-    register(AssertionType("mentions-x", lambda v, g: Outcome(True, "", ""), validate=lambda v: None))
-    try:
+    plugin_types = AssertionRegistry.with_types(
+        [AssertionType("mentions-x", lambda v, g: Outcome(True, "", ""), validate=lambda v: None)]
+    )
+    with using(plugin_types):  # a plugin's type, for this block only (no process-wide registry)
         exported = export_config(targets_for([path], tmp_path), GRADER, "t")
-    finally:
-        unregister("mentions-x")
     lines = [n.line() for n in exported.not_exported]
     assert any("judged.eval.yaml::repeated: repeat: 3: NOT exported" in line for line in lines), lines
     assert any("judged.eval.yaml::custom: assertion mentions-x" in line and "plugin" in line for line in lines), lines
@@ -218,7 +218,7 @@ def test_cli_export_writes_the_config_and_lists_the_python_checks(
     out = capsys.readouterr().out
     assert "literals.eval.yaml::artifact-text-fail: assertion icontains (line" in out
     assert "exported as a Python assertion: checks the artifact open_questions.md" in out
-    assert main(["promptfoo", "export", "nowhere", "-o", "x.yaml"]) == 1
+    assert main(["promptfoo", "export", "nowhere", "-o", "x.yaml"]) == 2  # an input error: the CLI's exit 2
 
 
 def test_import_then_export_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import concurrent.futures
 import shutil
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from pytest_agentloop.collect import JUDGE_OFF, EvalItem
 from pytest_agentloop.config import settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.context import read_context
+from pytest_agentloop.results import EvalResult
+from pytest_agentloop.results import Outcome as ResultOutcome
 
 PLUGIN_NAME = "agentloop-promptfoo"
 KEEP_RUNS = 5
@@ -204,6 +207,23 @@ class PromptfooEvalItem(EvalItem):
                     ("judge_output_tokens", str(rubric.output_tokens or 0)),
                 ]
             )
+
+    def result(self, outcome: ResultOutcome, explanation: str, duration: float = 0.0) -> EvalResult:
+        """The typed result record, its rubric part from the Promptfoo run."""
+        record = super().result(outcome, explanation, duration)
+        rubric = self.pf_outcome.rubric if self.pf_outcome is not None else None
+        if rubric is None:
+            return record
+        return replace(
+            record,
+            score=rubric.score,
+            verdict_source=rubric.source,
+            judge_score=rubric.score,
+            judge_reason=rubric.reason,
+            judge_votes=f"{int(rubric.passed)}/1",
+            input_tokens=rubric.input_tokens,
+            output_tokens=rubric.output_tokens,
+        )
 
     def runtest(self) -> None:
         """Report the outcome Promptfoo gave."""

@@ -122,8 +122,9 @@ def test_filters_search_trace_and_hostile_answer(
     page.click("#table tbody tr:first-child")
     detail = page.locator("#detail")
     assert detail.locator("h2").first.text_content() == "failed aurora-faq-unreliable"
-    facts = str(detail.text_content())  # the failed assertion, what it expected and what it saw
-    assert "FAILED" in facts and "expected" in facts and "Aurora" in facts
+    failed = detail.locator("tr", has=page.locator("td.a-fail"))  # the assertions table: expected and seen
+    assert failed.count() == 1 and "output contains 'Aurora'" in str(failed.text_content())
+    assert "no part of 'Aurora' occurs" in str(failed.text_content())
     answer = detail.locator(".answer")
     assert "<script>window.__agentloopPwned" in str(answer.text_content())
     assert "onerror=" in str(answer.text_content())

@@ -132,6 +132,10 @@ def test_report_with_baseline_and_failures(pytester: pytest.Pytester, example_co
     regression = next(r for r in rows if r["eval_id"] == "aurora-faq-unreliable")
     assert regression["baseline_status"] == "regressions"
     assert "Aurora" in regression["explanation"]
+    failed = [
+        a for a in regression["assertions"] if not a[2]
+    ]  # [type, line, passed, score, weight, expected, seen, ...]
+    assert [(a[0], a[5]) for a in failed] == [("contains", "output contains 'Aurora'")] and "Aurora" in failed[0][6]
     assert len(data["history_runs"]) == 2 and regression["hist"][0] == "PF"
     trace = data["traces"][regression["trace"]]
     assert trace["answer"].endswith(HOSTILE)
@@ -261,7 +265,7 @@ def test_html_command_writes_any_recorded_run(tmp_path: Path, capsys) -> None:
     assert main(["html", *common, "-o", str(tmp_path / "latest.html")]) == 0
     assert main(["html", "run1", *common, "-o", str(tmp_path / "first.html")]) == 0
     assert main(["html", "run2", "--baseline", "run1", *common, "-o", str(tmp_path / "fresh.html")]) == 0
-    assert main(["html", "nope", *common, "-o", str(tmp_path / "x.html")]) != 0  # an input error, one line
+    assert main(["html", "nope", *common, "-o", str(tmp_path / "x.html")]) == 2  # an input error, one line
     out, err = capsys.readouterr()
     assert "HTML report of run run2 (2 evals) written to" in out
     assert "no run 'nope'" in err and "agentloop runs" in err and "Traceback" not in err
@@ -278,7 +282,7 @@ def test_html_command_writes_any_recorded_run(tmp_path: Path, capsys) -> None:
 
 
 def test_html_command_without_history_is_an_input_error(tmp_path: Path, capsys) -> None:
-    assert main(["html", "--history", str(tmp_path / "none.sqlite"), "-o", str(tmp_path / "r.html")]) != 0
+    assert main(["html", "--history", str(tmp_path / "none.sqlite"), "-o", str(tmp_path / "r.html")]) == 2
     assert "no run history" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
 

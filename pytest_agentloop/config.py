@@ -111,6 +111,7 @@ class Settings:
     html: str | None = None
     shard: str | None = None
     durations: str | None = None
+    shard_out: str | None = None
     backend: Backend = Backend.NATIVE
     given: frozenset[str] = field(default=frozenset(), compare=False)
     """Names of the fields set explicitly (option, ini or environment) rather than defaulted."""
@@ -314,6 +315,7 @@ SETTINGS: tuple[Setting, ...] = (
             _shard_value),
     Setting("durations", "durations", "per-eval seconds for sharding: a results export or a {nodeid: seconds} file",
             "FILE"),
+    Setting("shard-out", "shard_out", "write this shard's results for `agentloop merge` to PATH", "PATH"),
 )  # fmt: skip
 
 

@@ -18,10 +18,10 @@ from pytest_agentloop.agent.options import add_options as add_live_options
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionTypeClash, using
 from pytest_agentloop.collect import EvalFile, EvalItem, registry_for, store_for
-from pytest_agentloop.config import SETTINGS_KEY, Backend, add_settings, build_settings, settings_of
+from pytest_agentloop.config import SETTINGS_KEY, Backend, Settings, add_settings, build_settings, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
-from pytest_agentloop.gate.sharding import ShardSelector
+from pytest_agentloop.gate.sharding import ShardSelector, XdistShardHooks
 from pytest_agentloop.gate.shards import parse_shard
 from pytest_agentloop.report.plugin import HtmlReportPlugin
 from pytest_agentloop.session import AgentloopSession, XdistHooks
@@ -74,13 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
     settings = settings_of(config)
-    if settings.shard:
-        durations = Path(settings.durations) if settings.durations else None
-        try:
-            selector = ShardSelector(parse_shard(settings.shard), durations)
-        except AgentloopError as exc:
-            raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
-        config.pluginmanager.register(selector, ShardSelector.name)
+    _register_shard_selector(config, settings)
     register_live(config)
     if settings.backend is Backend.PROMPTFOO:
         from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
@@ -88,6 +82,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
     if settings.html and not hasattr(config, "workerinput"):
         config.pluginmanager.register(HtmlReportPlugin(config), HtmlReportPlugin.name)
+
+
+def _register_shard_selector(config: pytest.Config, settings: Settings) -> None:
+    """With ``--agentloop-shard``, keep this runner's share of the selection (and write its shard file)."""
+    if not settings.shard:
+        if settings.shard_out:
+            raise pytest.UsageError("--agentloop-shard-out needs --agentloop-shard=K/N")
+        return
+    durations = Path(settings.durations) if settings.durations else None
+    out = Path(settings.shard_out) if settings.shard_out else None
+    try:
+        selector = ShardSelector(parse_shard(settings.shard), durations, out)
+    except AgentloopError as exc:
+        raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
+    config.pluginmanager.register(selector, ShardSelector.name)
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(XdistShardHooks(selector), "agentloop-shard-xdist")
 
 
 def _check_plugin_assertions(config: pytest.Config) -> None:
@@ -108,6 +119,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         AgentloopSession.name,
         "agentloop-xdist",
         ShardSelector.name,
+        "agentloop-shard-xdist",
         "agentloop-promptfoo",
         HtmlReportPlugin.name,
     ):

@@ -111,6 +111,7 @@ class Settings:
     gate: GateMode = GateMode.ALL
     split: str | None = None
     report: str | None = None
+    html: str | None = None
     shard: str | None = None
     durations: str | None = None
     shard_out: str | None = None
@@ -320,6 +321,7 @@ SETTINGS: tuple[Setting, ...] = (
             "baseline already had are reported only)", "POLICY", enum_value(GateMode)),
     Setting("split", "split", "run only the optimization or the holdout evals", "SPLIT", _split_value),
     Setting("report", "report", "also write the gate summary (markdown) to PATH", "PATH"),
+    Setting("html", "html", "write a self-contained HTML report of the run to PATH", "PATH"),
     Setting("shard", "shard", "run shard K of N (balanced by recorded durations; see agentloop merge)", "K/N",
             _shard_value),
     Setting("durations", "durations", "per-eval seconds for sharding: a results export or a {nodeid: seconds} file",

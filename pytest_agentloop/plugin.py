@@ -23,6 +23,7 @@ from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
 from pytest_agentloop.gate.sharding import ShardSelector, XdistShardHooks
 from pytest_agentloop.gate.shards import parse_shard
+from pytest_agentloop.report.plugin import HtmlReportPlugin
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -79,6 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
 
         config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
+    if settings.html and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(HtmlReportPlugin(config), HtmlReportPlugin.name)
 
 
 def _register_shard_selector(config: pytest.Config, settings: Settings) -> None:
@@ -118,6 +121,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         ShardSelector.name,
         "agentloop-shard-xdist",
         "agentloop-promptfoo",
+        HtmlReportPlugin.name,
     ):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

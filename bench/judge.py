@@ -1,6 +1,7 @@
 """Judge throughput: 200 judged evals against the fake OpenAI server with 100 ms per call.
 
     uv run python bench/judge.py [--evals 200] [--latency 0.1] [--concurrency 8]
+    uv run python bench/judge.py --rate 600     # pacing against a server that enforces 600 rpm
 
 Prints, from one run: the cold wall time (record mode, every rubric graded),
 the ideal time (calls x latency / concurrency) and their ratio (target under
@@ -8,6 +9,12 @@ the ideal time (calls x latency / concurrency) and their ratio (target under
 the same number of trivial tests, their ratio (target under 1.5), and the HTTP
 requests the replay made (target 0). Each pytest run is a fresh subprocess; the
 median of --repeats runs is reported for the warm figures.
+
+With ``--rate RPM`` the fake server enforces that many requests a minute (a
+bucket of one second's calls, 429 past it, ``x-ratelimit-*`` headers on every
+answer) and the session runs with ``--agentloop-rate=RPM`` and concurrency 64:
+it prints the achieved rate over the judging phase against the limit (goal at
+least 0.9) and the 429s after the first second (goal 0).
 """
 
 from __future__ import annotations
@@ -65,6 +72,31 @@ def run_pytest_output(root: Path, target: str, *args: str, allowed: tuple[int, .
     return elapsed, done.stdout
 
 
+def paced(args: argparse.Namespace) -> None:
+    """Judge every eval against a server enforcing ``args.rate`` requests a minute; print the achieved rate."""
+    reply = Reply(text=VERDICT, delay=args.latency)
+    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(lambda r: reply, rpm=args.rate) as fake:
+        root = Path(tmp)
+        make_suite(root, args.evals)
+        judge = [
+            f"--agentloop-judge-base-url={fake.base_url}",
+            "--agentloop-judge-model=bench-judge",
+            "--agentloop-concurrency=64",
+            f"--agentloop-rate={args.rate:g}",
+            "--agentloop-judge=record",
+        ]
+        wall = run_pytest(root, "suite", *judge)
+        accepted, rejected = fake.rate_limited
+    first, last = accepted[0], accepted[-1]
+    achieved = (len(accepted) - 1) / (last - first) * 60 if last > first else 0.0
+    late = sum(1 for t in rejected if t > first + 1.0)
+    print(f"judged evals: {args.evals}; limit {args.rate:g} rpm; wall {wall:.1f}s")
+    print(
+        f"rate: achieved/limit {achieved / args.rate:.2f} ({achieved:.0f} of {args.rate:g} rpm), "
+        f"{late} 429s after warm-up ({len(rejected)} in all)"
+    )
+
+
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,7 +104,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=None, help="requests a minute the server allows")
     args = parser.parse_args()
+    if args.rate:
+        paced(args)
+        return
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(lambda r: Reply(text=VERDICT, delay=args.latency)) as fake:
         root = Path(tmp)
         make_suite(root, args.evals)

@@ -1,15 +1,26 @@
-"""Collecting eval files: EvalFile yields one EvalItem per eval definition."""
+"""Collecting eval files: EvalFile yields one EvalItem per eval definition.
+
+An eval file is loaded with the assertion types of its folder: the built-ins
+plus what ``pytest_agentloop_assertion_types`` returns from the plugins and
+conftests that apply there, asked when the file is collected (after its
+folder's conftests have loaded). An item's setup gathers its inputs (the
+recorded run and the rubric verdict); a fault there is a pytest error, never a
+failure. Under ``--collect-only``, ``--setup-only`` and ``--setup-plan`` no
+eval is evaluated and no model is called.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY
-from pytest_agentloop.config import JudgeMode, Settings, settings_of
+from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionType, AssertionTypeClash, using
+from pytest_agentloop.config import JudgeMode, Settings, evaluates, is_worker, settings_of
 from pytest_agentloop.errors import AgentloopError, SpecError, TraceStoreError
 from pytest_agentloop.evaluate import evaluate_literals, needs_artifacts
 from pytest_agentloop.failures import EvalFailed, RubricFailed, format_failure, format_rubric_failure
@@ -21,13 +32,15 @@ from pytest_agentloop.judge.planner import (
     MissingVerdict,
     RubricOutcome,
 )
-from pytest_agentloop.results import LiteralVerdict
+from pytest_agentloop.results import EvalResult, LiteralVerdict, Outcome
 from pytest_agentloop.spec import EvalSpec, SuiteSpec, load_suite
 from pytest_agentloop.traces.store import StoreCache, TraceRecord, TraceStore, find_store_root
 from pytest_agentloop.yamlload import paused_gc
 
 STORES_KEY = pytest.StashKey[StoreCache]()
 MARKERS_KEY = pytest.StashKey[set[str]]()
+REGISTRIES_KEY = pytest.StashKey[dict[Path, AssertionRegistry]]()
+PROGRESS_KEY = pytest.StashKey["JudgeProgress"]()
 JUDGE_OFF = "rubric not evaluated: the judge is off (--agentloop-judge=off)"
 
 
@@ -48,6 +61,34 @@ def store_for(config: pytest.Config, suite_path: Path, explicit: Path | None, se
     return stores_of(config).open(root)
 
 
+def registry_for(node: pytest.Item | pytest.Collector) -> AssertionRegistry:
+    """The assertion types files in ``node``'s folder may use (cached per folder for the session).
+
+    Raises :class:`AgentloopError` when two sources offer the same type name.
+    """
+    cache = node.config.stash.setdefault(REGISTRIES_KEY, {})
+    folder = node.path if node.path.is_dir() else node.path.parent
+    if folder not in cache:
+        answers: list[list[AssertionType]] = node.ihook.pytest_agentloop_assertion_types(config=node.config)
+        offered = [kind for kinds in answers for kind in kinds]
+        try:
+            cache[folder] = AssertionRegistry.with_types(offered)
+        except AssertionTypeClash as exc:
+            raise AgentloopError(f"{exc}; rename it in the plugin or conftest.py that returns it") from None
+    return cache[folder]
+
+
+def session_registry(config: pytest.Config) -> AssertionRegistry:
+    """Every type the folders collected in this process offered (for code that re-reads eval files)."""
+    merged = AssertionRegistry()
+    for registry in config.stash.get(REGISTRIES_KEY, {}).values():
+        try:
+            merged = merged.merged(registry)
+        except AssertionTypeClash:
+            continue
+    return merged
+
+
 def display_path(config: pytest.Config, path: Path) -> str:
     """``path`` relative to the rootdir when inside it, with forward slashes."""
     return (path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path).as_posix()
@@ -56,22 +97,29 @@ def display_path(config: pytest.Config, path: Path) -> str:
 class EvalFile(pytest.File):
     """A YAML file of eval definitions."""
 
+    registry: AssertionRegistry
+    suite: SuiteSpec
+
     def collect(self) -> Iterator[EvalItem]:
-        """Load and validate the file, then yield its evals in file order."""
+        """Load and validate the file (every check, every unknown trace), then yield its evals in file order."""
         settings = settings_of(self.config)
         try:
-            suite = load_suite(self.path, settings.max_eval_file_bytes)
-            store = store_for(self.config, self.path, suite.traces_dir, settings)
-            _check_traces(suite, store)
+            self.registry = registry_for(self)
+            with using(self.registry):
+                self.suite = load_suite(self.path, settings.max_eval_file_bytes)
+            store = store_for(self.config, self.path, self.suite.traces_dir, settings)
+            _check_traces(self.suite, store)
         except AgentloopError as exc:
             raise self.CollectError(exc.display(self.config.rootpath)) from None
         with paused_gc():  # thousands of small node objects: the cyclic collector's passes cost more than them
-            items = [self._item(spec, suite, store) for spec in suite.evals]
+            items = [self._item(spec, self.suite, store) for spec in self.suite.evals]
         yield from items
 
     def _item(self, spec: EvalSpec, suite: SuiteSpec, store: TraceStore) -> EvalItem:
         _register_markers(self.config, spec.tags)
-        item: EvalItem = EvalItem.from_parent(self, name=spec.id, spec=spec, suite=suite, store=store)
+        item: EvalItem = EvalItem.from_parent(
+            self, name=spec.id, spec=spec, suite=suite, store=store, registry=self.registry
+        )
         for tag in spec.tags:
             item.add_marker(tag)
         item.add_marker("agentloop")
@@ -79,14 +127,18 @@ class EvalFile(pytest.File):
 
 
 def _check_traces(suite: SuiteSpec, store: TraceStore) -> None:
-    for spec in suite.evals:
-        if spec.trace not in store:
-            known = ", ".join(r.label for r in store) or "none"
-            raise SpecError(
-                f"eval {spec.id!r}, field 'trace': no recorded run {spec.trace!r} in {store.root} (known: {known})",
-                path=suite.path,
-                line=spec.line_of("trace"),
-            )
+    """Every eval's trace must be in the store; one error lists each unknown one with its line."""
+    unknown = [spec for spec in suite.evals if spec.trace not in store]
+    if not unknown:
+        return
+    known = ", ".join(r.label for r in store) or "none"
+    first, *rest = unknown
+    message = f"eval {first.id!r}, field 'trace': no recorded run {first.trace!r} in {store.root} (known: {known})"
+    message += "".join(
+        f"\n{suite.path}:{spec.line_of('trace')}: eval {spec.id!r}, field 'trace': no recorded run {spec.trace!r}"
+        for spec in rest
+    )
+    raise SpecError(message, path=suite.path, line=first.line_of("trace"))
 
 
 def _register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
@@ -103,9 +155,18 @@ def _register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
 class EvalItem(pytest.Item):
     """One eval definition checked against its source trace's recorded run."""
 
-    def __init__(self, *, spec: EvalSpec, suite: SuiteSpec, store: TraceStore, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        spec: EvalSpec,
+        suite: SuiteSpec,
+        store: TraceStore,
+        registry: AssertionRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.spec, self.suite, self.store = spec, suite, store
+        self.registry = registry or getattr(self.parent, "registry", None) or AssertionRegistry()
         self.record: TraceRecord | None = None
         self.verdict: LiteralVerdict | None = None
         self.rubric: RubricOutcome | None = None
@@ -157,19 +218,28 @@ class EvalItem(pytest.Item):
         return self.store.get(self.spec.trace) if source is None else source.record_for(self, wait=wait)
 
     def setup(self) -> None:
-        """Load the recorded run and the rubric verdict; anything missing is an error, not a failure."""
+        """Gather the inputs: the recorded run, then (unless only collecting or setting up) the rubric verdict.
+
+        Anything missing or a judge fault fails here, so pytest reports an error, not a failure.
+        """
+        if not evaluates(self.config) and RUN_SOURCE_KEY in self.config.stash:
+            return  # --setup-only/--setup-plan with --agentloop-live: no agent run, no model call
         problem = None
         try:
             self.record = self._run_record()
             _ = self.record.answer
-            if needs_artifacts(self.spec) or self.spec.judge_context:
-                self.record.require_artifacts()
-            self._check_literals(self.record)
+            with using(self.registry):
+                if needs_artifacts(self.spec) or self.spec.judge_context:
+                    self.record.require_artifacts()
+            if evaluates(self.config):
+                self._check_literals(self.record)  # a check out of time is an error, like a missing file
         except AgentloopError as exc:
             problem = f"eval {self.spec.id}: {exc.display(self.config.rootpath)}"
         if problem or self.record is None:
             pytest.fail(problem or "no record", pytrace=False)
         self.user_properties.extend([("trace_id", self.record.trace_id), ("trace_label", self.record.label)])
+        if not evaluates(self.config):
+            return
         if self.judged and (self.verdict is None or self.verdict.passed):
             self._resolve_rubric()
 
@@ -178,13 +248,14 @@ class EvalItem(pytest.Item):
         if not self.spec.assertions:
             return
         artifacts = record.artifacts_dir if record.artifacts_dir.is_dir() else None
-        self.verdict = evaluate_literals(self.spec, record.answer, artifacts, self.suite.dataroom_dir)
+        with using(self.registry):
+            self.verdict = evaluate_literals(self.spec, record.answer, artifacts, self.suite.dataroom_dir)
         self.user_properties.append(("literal_score", f"{self.verdict.score:.4f}"))
 
     def _resolve_rubric(self) -> None:
         problem = None
         try:
-            self.rubric = self.config.stash[PLANNER_KEY].outcome(self.grade_request(), self._progress)
+            self.rubric = self.config.stash[PLANNER_KEY].outcome(self.grade_request(), progress_of(self.config))
         except MissingVerdict as exc:
             problem = str(exc)
         except (JudgeError, JudgeAnswerError) as exc:
@@ -203,12 +274,6 @@ class EvalItem(pytest.Item):
                 ("judge_output_tokens", str(sum(v.output_tokens or 0 for v in outcome.verdicts))),
             ]
         )
-
-    def _progress(self, resolved: int, total: int) -> None:
-        """A progress line while this item waits for judge calls in flight."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"agentloop: waiting for the judge: {resolved}/{total} rubric verdicts resolved")
 
     def runtest(self) -> None:
         """Literal assertions first, then the rubric verdict, as the eval's scoring says."""
@@ -247,3 +312,68 @@ class EvalItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int, str]:
         """The YAML file, the eval's line, and its id."""
         return self.path, self.spec.line - 1, f"eval: {self.spec.id}"
+
+    def result(self, outcome: Outcome, explanation: str, duration: float = 0.0) -> EvalResult:
+        """This eval's typed result record, from what setup and the run found."""
+        spec, record, verdict, rubric = self.spec, self.record, self.verdict, self.rubric
+        judge_score = None if rubric is None else rubric.score
+        literal_score = None if verdict is None else verdict.score
+        return EvalResult(
+            eval_id=spec.id,
+            nodeid=self.nodeid,
+            title=spec.title,
+            trace_id="" if record is None else record.trace_id,
+            trace_label=spec.trace if record is None else record.label,
+            outcome=outcome,
+            score=judge_score if judge_score is not None else literal_score,
+            explanation=explanation,
+            tags=spec.tags,
+            split=spec.split.value,
+            must_pass=spec.must_pass,
+            scoring=spec.scoring.value,
+            duration=duration,
+            verdict_source=None if rubric is None else rubric.source,
+            repeats=1 if rubric is None else len(rubric.verdicts),
+            flaky=False if rubric is None else rubric.flaky,
+            input_tokens=None if rubric is None else sum(v.input_tokens or 0 for v in rubric.verdicts),
+            output_tokens=None if rubric is None else sum(v.output_tokens or 0 for v in rubric.verdicts),
+            eval_file=display_path(self.config, self.path),
+            trace_store=display_path(self.config, self.store.root),
+            question=None if record is None else record.question,
+            harness_version=None if record is None else record.harness_version,
+            literal_score=literal_score,
+            judge_score=judge_score,
+            judge_reason=None if rubric is None else rubric.reason,
+            judge_votes=None if rubric is None else rubric.votes,
+            assertions=() if verdict is None else verdict.assertions,
+        )
+
+
+class JudgeProgress:
+    """ "waiting for the judge" lines: printed only when the count changes, straight to the terminal.
+
+    Never printed on an xdist worker (it would land in captured output), and never into a test's capture.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.last: tuple[int, int] | None = None
+
+    def __call__(self, resolved: int, total: int) -> None:
+        """Called by the planner every few seconds while an item waits."""
+        if is_worker(self.config) or (resolved, total) == self.last:
+            return
+        self.last = (resolved, total)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        disabled = getattr(capture, "global_and_fixture_disabled", None)
+        context: AbstractContextManager[object] = disabled() if disabled is not None else nullcontext()
+        with context:
+            reporter.write_line(f"agentloop: waiting for the judge: {resolved}/{total} rubric verdicts resolved")
+
+
+def progress_of(config: pytest.Config) -> JudgeProgress:
+    """The session's one progress printer."""
+    return config.stash.setdefault(PROGRESS_KEY, JudgeProgress(config))

@@ -32,5 +32,18 @@ class SpecError(AgentloopError):
     """An eval file that cannot be loaded or does not follow the schema."""
 
 
+class SpecErrors(SpecError):
+    """Several errors of one eval file, reported together (each names its own line)."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, path=first.path, line=first.line)
+        self.errors = errors
+
+    def display(self, root: Path | None = None) -> str:
+        """Every error, one per line, each prefixed with ``path:line``."""
+        return "\n".join(error.display(root) for error in self.errors)
+
+
 class TraceStoreError(AgentloopError):
     """A trace store, run record or artifact folder that is missing or malformed."""

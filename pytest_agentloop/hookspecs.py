@@ -17,9 +17,12 @@ if TYPE_CHECKING:
 
 @pytest.hookspec
 def pytest_agentloop_assertion_types(config: pytest.Config) -> list[AssertionType]:  # type: ignore[empty-body]
-    """Return assertion types to register (each usable in eval files, ``not-`` form included).
+    """Return assertion types eval files may use (each with its ``not-`` form).
 
-    Called once at configure time, before any eval file is collected.
+    Asked per folder when an eval file is collected, through the hooks that apply there: installed
+    plugins, and ``conftest.py`` files of that folder and its parents (at any depth). The ``agentloop``
+    command asks the same way, through pytest's own collection. Types are never registered
+    process-wide; a name that clashes with a built-in or another plugin's is an error.
     """
 
 

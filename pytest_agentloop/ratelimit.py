@@ -76,7 +76,10 @@ class _Bucket:
 class RateBudget:
     """A token bucket for one endpoint, kept in ``state_dir`` so every process of a session shares it."""
 
-    BURST_SECONDS = 1.0  # at most one second's worth of calls at once: what a per-second limiter accepts
+    BURST_SECONDS = 1.0  # tokens: at most one second's worth at once, what a per-second limiter accepts
+    # Requests go out evenly spaced, never in a burst: connection set-up and scheduling bunch calls on their way,
+    # and the endpoint's own bucket (a second's worth of calls) must be left to absorb that, not spent by us.
+    REQUEST_BURST = 1.0
 
     def __init__(self, endpoint: str, limit: RateLimit, state_dir: Path, clock: Clock = time.time) -> None:
         self.limit = limit
@@ -94,9 +97,9 @@ class RateBudget:
             data = json.loads(self.path.read_text())
             bucket = _Bucket(**data)
         except (OSError, ValueError, TypeError):
-            bucket = _Bucket(self._burst(self.limit.rpm), self._burst(self.limit.tpm or 0), now, *self._pace())
+            bucket = _Bucket(self.REQUEST_BURST, self._burst(self.limit.tpm or 0), now, *self._pace())
         elapsed = max(0.0, now - bucket.stamp)
-        bucket.requests = min(self._burst(bucket.rpm), bucket.requests + elapsed * bucket.rpm / 60)
+        bucket.requests = min(self.REQUEST_BURST, bucket.requests + elapsed * bucket.rpm / 60)
         if bucket.tpm:
             bucket.tokens = min(self._burst(bucket.tpm), bucket.tokens + elapsed * bucket.tpm / 60)
         bucket.stamp = now

@@ -40,7 +40,7 @@ from pytest_agentloop.assertions.text import (
     compile_pattern,
     validate_levenshtein_threshold,
 )
-from pytest_agentloop.errors import SpecError
+from pytest_agentloop.errors import SpecError, SpecErrors
 from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, LineMap, expanded_size, load_yaml
 
 FORMAT_VERSION = 1
@@ -403,7 +403,14 @@ def _read_suite(path: Path, document: object) -> SuiteSpec:
     if not raw_evals:
         raise reader.fail("evals", "the list is empty; add at least one eval")
     citations = _citations(reader)
-    evals = [_read_one(path, raw, defaults, document.line_of("evals")) for raw in raw_evals]
+    evals, problems = [], []
+    for raw in raw_evals:  # every eval is read, so one run names every error of the file
+        try:
+            evals.append(_read_one(path, raw, defaults, document.line_of("evals")))
+        except SpecError as exc:
+            problems.append(exc)
+    if problems:
+        raise SpecErrors(problems)
     if citations is not None:
         evals = [replace(spec, citations=citations) for spec in evals]
     _reject_duplicates(path, evals)

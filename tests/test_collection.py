@@ -123,3 +123,83 @@ def test_replay_without_verdicts_is_an_error_not_a_pass(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         ["*eval judged: no stored verdict for its rubric on the current output*agentloop label*"]
     )
+
+
+@pytest.mark.parametrize("flag", ["--collect-only", "--setup-only", "--setup-plan"])
+def test_collecting_or_setting_up_calls_no_model_and_records_nothing(
+    pytester: pytest.Pytester, eval_file, judge_env, fake_openai, flag: str
+) -> None:
+    eval_file(JUDGED)
+    result = pytester.runpytest(flag, *judge_env, "--agentloop-judge=record")
+    assert result.ret == 0
+    assert fake_openai.requests == []
+    assert not (pytester.path / ".agentloop").exists()
+    assert not (pytester.path / "verdicts.jsonl").exists()
+
+
+FLAG_PROBE = """
+def pytest_sessionfinish(session):
+    (session.config.rootpath / "flag.txt").write_text(str(session.config.option.continue_on_collection_errors))
+"""
+
+
+def test_a_broken_eval_file_is_a_collection_error_as_pytest_makes_it(pytester: pytest.Pytester, eval_file) -> None:
+    eval_file(SUITE)
+    eval_file("evals: [{id: broken", name="broken")
+    pytester.makeconftest(FLAG_PROBE)
+    stopped = pytester.runpytest()
+    assert stopped.ret == pytest.ExitCode.INTERRUPTED  # pytest's own rule: collection errors stop the session
+    stopped.stdout.fnmatch_lines(["*broken.eval.yaml:2: malformed YAML*", "*Interrupted: 1 error during collection*"])
+    assert (pytester.path / "flag.txt").read_text() == "False"  # the plugin leaves pytest's settings alone
+    going_on = pytester.runpytest("--continue-on-collection-errors")
+    going_on.assert_outcomes(passed=2, errors=1)
+    assert going_on.ret == 1
+
+
+def test_judge_progress_printed_on_change_only_never_into_captured_output(
+    pytester: pytest.Pytester, eval_file, judge_env, fake_openai, monkeypatch
+) -> None:
+    from pytest_agentloop.judge import planner
+
+    from conftest import verdict_reply
+
+    monkeypatch.setattr(planner, "PROGRESS_EVERY", 0.02)  # our own pacing constant: many progress calls while waiting
+    eval_file(JUDGED.split("      - id: hybrid-failing")[0])
+    fake_openai.push(verdict_reply(delay=0.5))
+    result = pytester.runpytest(*judge_env, "--agentloop-judge=record", "-rA")
+    result.assert_outcomes(passed=1)
+    lines = [line for line in result.stdout.lines if "waiting for the judge" in line]
+    assert lines == ["agentloop: waiting for the judge: 0/1 rubric verdicts resolved"]
+    assert "Captured stdout" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "message"),
+    [
+        (["--agentloop-concurrency=many"], "", "ERROR: --agentloop-concurrency: expected a whole number, got 'many'"),
+        (
+            ["--agentloop-judge-timeout=nan"],
+            "",
+            "ERROR: --agentloop-judge-timeout: expected a finite number, got 'nan'",
+        ),
+        (
+            [],
+            "agentloop_judge_timeout = inf\n",
+            "ERROR: ini agentloop_judge_timeout: expected a finite number, got 'inf'",
+        ),
+        (
+            [],
+            "agentloop_split = holdotu\n",
+            "ERROR: ini agentloop_split: 'holdotu' is not one of optimization, holdout",
+        ),
+        (["--agentloop-gate=sometimes"], "", "ERROR: --agentloop-gate: 'sometimes' is not one of all, regressions"),
+    ],
+)
+def test_a_bad_setting_names_the_option_or_ini_value(
+    pytester: pytest.Pytester, eval_file, args: list[str], ini: str, message: str
+) -> None:
+    eval_file(SUITE)
+    pytester.makeini(INI + ini)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

@@ -34,20 +34,23 @@ def test_parse_reset(text: str, seconds: float) -> None:
     assert parse_reset(text) == pytest.approx(seconds)
 
 
-def test_burst_of_one_second_then_the_pace(tmp_path: Path) -> None:
+def test_calls_go_out_evenly_spaced(tmp_path: Path) -> None:
     clock = Clock()
     budget = RateBudget("http://x", RateLimit(600), tmp_path, clock)
-    assert [budget.try_take() for _ in range(10)] == [0.0] * 10
+    assert budget.try_take() == 0.0
     assert budget.try_take() == pytest.approx(0.1)
     clock.now += 0.1
     assert budget.try_take() == 0.0
+    clock.now += 5.0  # idle time does not build a burst
+    assert [budget.try_take() == 0.0 for _ in range(2)] == [True, False]
 
 
 def test_token_budget_paces_large_calls(tmp_path: Path) -> None:
     clock = Clock()
     budget = RateBudget("http://x", RateLimit(6000, 60_000), tmp_path, clock)
     assert budget.try_take(tokens=1000) == 0.0
-    assert budget.try_take(tokens=1000) == pytest.approx(1.0)
+    clock.now += 0.02  # the next request is due; its tokens are not
+    assert budget.try_take(tokens=1000) == pytest.approx(0.98)
 
 
 def test_headers_lower_the_pace_and_pause_at_the_end_of_the_window(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ GOOD = """
 
 
 def _collect_error(pytester: pytest.Pytester, *patterns: str) -> pytest.RunResult:
-    result = pytester.runpytest()
+    result = pytester.runpytest("--continue-on-collection-errors")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(list(patterns))
     result.stdout.no_fnmatch_line("*Traceback*")

@@ -180,7 +180,7 @@ def test_migrate_rekeys_unchanged_verdicts_and_leaves_stale_ones(pytester, store
 
 
 def test_migrate_and_prune_refuse_a_path_that_does_not_exist(pytester, capsys) -> None:
-    assert _label(pytester, "verdicts", "migrate", "nowhere") == 1
+    assert _label(pytester, "verdicts", "migrate", "nowhere") == 2  # an input error: the CLI's exit 2
     assert "no such file or folder: nowhere" in capsys.readouterr().err
 
 

@@ -161,9 +161,9 @@ def test_label_rejects_bad_input(pytester, eval_file, capsys) -> None:
     eval_file("evals:\n  - {id: a, title: A, trace: trace-01, assert: [{type: contains, value: x}]}\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(pytester.path)
-        assert main(["label", "suite.eval.yaml::a", "--pass", "--reason", "r", "--by", "x"]) == 1
-        assert main(["label", "suite.eval.yaml::zz", "--pass", "--reason", "r", "--by", "x"]) == 1
-        assert main(["label", "suite.eval.yaml", "--pass", "--reason", "r", "--by", "x"]) == 1
+        assert main(["label", "suite.eval.yaml::a", "--pass", "--reason", "r", "--by", "x"]) == 2
+        assert main(["label", "suite.eval.yaml::zz", "--pass", "--reason", "r", "--by", "x"]) == 2
+        assert main(["label", "suite.eval.yaml", "--pass", "--reason", "r", "--by", "x"]) == 2
     err = capsys.readouterr().err
     assert "has no rubric to label" in err and "no eval 'zz'; it has a" in err and "is not a node id" in err
 
@@ -226,7 +226,7 @@ def test_writing_modes_refuse_a_store_with_a_bad_line(pytester, eval_file, judge
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*verdicts.jsonl:1: not valid JSON*fix or delete this line*"])
     assert fake_openai.requests == []
-    assert _label(pytester) == 1
+    assert _label(pytester) == 2  # an input error: the CLI's exit 2
     assert "verdicts.jsonl:1: not valid JSON" in capsys.readouterr().err
     assert path.read_bytes() == before
 

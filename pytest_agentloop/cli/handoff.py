@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
+from dataclasses import replace
 from pathlib import Path
 
-from pytest_agentloop.config import DEFAULT_JUDGE_MODEL, Settings
+from pytest_agentloop.cli.common import pytest_settings
 from pytest_agentloop.errors import AgentloopError
 
 
@@ -16,12 +16,10 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file():
         raise AgentloopError("not a saved run (no run.json); runs live under .agentloop/runs/", path=run_dir)
-    settings = Settings(
-        judge_model=args.model or os.environ.get("AGENTLOOP_JUDGE_MODEL") or DEFAULT_JUDGE_MODEL,
-        judge_base_url=args.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-        judge_key_env=args.key_env,
-        handoff_timeout=args.timeout,
-    )
+    settings = pytest_settings().settings  # the ini and environment pytest would use here
+    overrides = {"judge_model": args.model, "judge_base_url": args.base_url, "judge_key_env": args.key_env}
+    overrides["handoff_timeout"] = args.timeout
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     outcome = rerun_handoff(run_dir, settings, Path(args.output) if args.output else None, print)
     print(f"handoff ({outcome.diagnosis}): {outcome.handoff}")
     if outcome.draft:
@@ -35,9 +33,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register ``handoff``."""
     handoff = commands.add_parser("handoff", help="run HALO again over a saved run and write its handoff")
     handoff.add_argument("run_dir", metavar="RUN_DIR", help="a saved run, e.g. .agentloop/runs/<run id>")
-    handoff.add_argument("--output", help="where to write the handoff (default: RUN_DIR/handoff.md)")
-    handoff.add_argument("--model", help="HALO model (default: $AGENTLOOP_JUDGE_MODEL or the judge default)")
-    handoff.add_argument("--base-url", help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL)")
-    handoff.add_argument("--key-env", default="OPENAI_API_KEY", help="variable holding the API key")
-    handoff.add_argument("--timeout", type=float, default=900.0, help="HALO time budget in seconds")
+    handoff.add_argument(
+        "-o", "--out", "--output", dest="output", help="where to write the handoff (default: RUN_DIR/handoff.md)"
+    )
+    handoff.add_argument("--model", help="HALO model (default: the judge model pytest would use here)")
+    handoff.add_argument(
+        "--base-url", help="OpenAI-compatible base URL (default: as pytest here: ini, $OPENAI_BASE_URL)"
+    )
+    handoff.add_argument("--key-env", help="variable holding the API key (default: as pytest here)")
+    handoff.add_argument("--timeout", type=float, help="HALO time budget in seconds (default: as pytest here)")
     handoff.set_defaults(run=_cmd_handoff)

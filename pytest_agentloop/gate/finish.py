@@ -11,11 +11,10 @@ from pathlib import Path
 import yaml
 
 from pytest_agentloop.config import GateMode, Settings
-from pytest_agentloop.errors import AgentloopError
-from pytest_agentloop.gate.baseline import GateVerdict, SplitDiff, annotate, compare, decide, load_baseline
+from pytest_agentloop.gate.baseline import Baseline, GateVerdict, SplitDiff, annotate, compare, decide
 from pytest_agentloop.gate.history import History, RunRow
 from pytest_agentloop.gate.report import markdown, terminal_lines
-from pytest_agentloop.results import EvalResult
+from pytest_agentloop.results import EvalResult, Selection
 
 
 @dataclass
@@ -26,16 +25,29 @@ class GateOutcome:
     verdict: GateVerdict | None = None
     diffs: dict[str, SplitDiff] | None = None
     baseline_ref: str | None = None
+    lacking: tuple[str, ...] = ()
     exit_status: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def summary(self, policy: str) -> list[tuple[str, str | None]]:
         """Terminal lines, each with a colour name or None: the comparison, the verdict and why, notes."""
-        lines: list[tuple[str, str | None]] = [(line, None) for line in terminal_lines(self.baseline_ref, self.diffs)]
+        lines: list[tuple[str, str | None]] = [
+            (line, None) for line in terminal_lines(self.baseline_ref, self.diffs, self.lacking)
+        ]
         if self.verdict is not None:
             passed = self.verdict.passed
             lines.append((f"gate ({policy}): {'passed' if passed else 'FAILED'}", "green" if passed else "red"))
             lines += [(f"  {reason}", None) for reason in self.verdict.reasons]
+            if self.verdict.excused:
+                count = len(self.verdict.excused)
+                lines.append(
+                    (
+                        f"{count} failure{'s' if count != 1 else ''} excused: already failing in baseline "
+                        f"{self.baseline_ref}",
+                        "yellow",
+                    )
+                )
+                lines += [(f"  excused: {n}", None) for n in self.verdict.excused]
         return lines + [(note, None) for note in self.notes]
 
 
@@ -54,9 +66,9 @@ def now() -> str:
 
 def judge_gate(
     settings: Settings,
-    history: History,
+    baseline: Baseline | None,
     results: list[EvalResult],
-    run_id: str,
+    selection: Selection,
     exit_status: int,
     outside: list[str] | None = None,
 ) -> GateOutcome:
@@ -65,20 +77,14 @@ def judge_gate(
     ``outside`` names failures the gate cannot excuse: Python tests and collection errors.
     """
     outcome = GateOutcome(results=results, exit_status=exit_status)
-    if settings.baseline:
-        try:
-            baseline = load_baseline(settings.baseline, history, current_run=run_id)
-        except AgentloopError as exc:
-            outcome.notes.append(f"baseline not loaded: {exc}")
-            baseline = None
-        if baseline is not None:
-            outcome.baseline_ref = baseline.ref
-            outcome.diffs = compare(results, baseline)
-            outcome.results = annotate(results, outcome.diffs)
+    if baseline is not None:
+        outcome.baseline_ref, outcome.lacking = baseline.ref, baseline.lacking
+        outcome.diffs = compare(results, baseline, selection)
+        outcome.results = annotate(results, outcome.diffs)
     if settings.gate is GateMode.REGRESSIONS:
         verdict = decide(results, outcome.diffs)
         extra = tuple(f"not an eval (always counts): {name}" for name in outside or [])
-        outcome.verdict = GateVerdict(verdict.passed and not extra, verdict.reasons + extra)
+        outcome.verdict = GateVerdict(verdict.passed and not extra, verdict.reasons + extra, verdict.excused)
         if outcome.verdict.passed and exit_status == 1:
             outcome.exit_status = 0  # only pre-existing failures: reported, not failing
     return outcome
@@ -99,25 +105,35 @@ def record_run(
     settings: Settings,
     history: History,
     root: Path,
-    run_id: str,
-    started: str,
+    run: RunInfo,
     results: list[EvalResult],
-    options: dict[str, object],
+    selection: Selection,
     exit_status: int,
 ) -> None:
-    """One transaction: the run and every result."""
-    run = RunRow(
-        run_id=run_id,
-        started=started,
+    """One transaction: the run, every result and the selection; raises HistoryError."""
+    row = RunRow(
+        run_id=run.run_id,
+        started=run.started,
         finished=now(),
         git_commit=_git(root, "rev-parse", "HEAD"),
         git_branch=_git(root, "rev-parse", "--abbrev-ref", "HEAD"),
         harness_version=harness_version(settings, root),
-        options=options,
+        options=run.options,
         exit_status=exit_status,
         counts={},
+        baseline_ref=run.baseline_ref,
     )
-    history.record(run, results)
+    history.record(row, results, selection)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the history keeps about a session besides its results."""
+
+    run_id: str
+    started: str
+    options: dict[str, object]
+    baseline_ref: str | None = None
 
 
 def write_summaries(

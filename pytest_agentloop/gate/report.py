@@ -15,14 +15,20 @@ LABELS = {
     "new": "new evals",
     "removed": "removed evals",
     "flaky": "flaky",
+    "not_in_baseline": "not run in baseline",
 }
 
 
-def terminal_lines(baseline_ref: str | None, diffs: dict[str, SplitDiff] | None) -> list[str]:
-    """Per split, the counts, then the regressions and new passes by name."""
+def terminal_lines(
+    baseline_ref: str | None, diffs: dict[str, SplitDiff] | None, lacking: tuple[str, ...] = ()
+) -> list[str]:
+    """The baseline used (and what it lacked), per split the counts, then the regressions and new passes by name."""
     if diffs is None:
         return []
     lines = [f"baseline: {baseline_ref}"]
+    if lacking:
+        lines.append(f"  the baseline run has no result for {len(lacking)} of the selected evals:")
+        lines += [f"    {n}" for n in lacking]
     for split, diff in sorted(diffs.items()):
         counts = diff.counts()
         lines.append(f"{split}: " + ", ".join(f"{counts[k]} {LABELS[k]}" for k in LABELS))

@@ -7,12 +7,19 @@ land on one shard; any other test is a unit of its own.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.fileio import write_atomic
+from pytest_agentloop.gate.merge import ShardFile, outcome_settings, shard_document
 from pytest_agentloop.gate.shards import Plan, ShardSpec, plan, read_durations, units
+from pytest_agentloop.results import EvalResult
+
+WORKER_KEY = "agentloop_shard"
 
 
 def group_key(item: pytest.Item) -> str:
@@ -32,11 +39,13 @@ class ShardSelector:
 
     name = "agentloop-shard"
 
-    def __init__(self, spec: ShardSpec, durations_file: Path | None) -> None:
+    def __init__(self, spec: ShardSpec, durations_file: Path | None, out: Path | None = None) -> None:
         self.spec = spec
         self.durations = read_durations(durations_file) if durations_file else {}
+        self.out = out
         self.plan: Plan | None = None
         self.selected: list[str] = []
+        self.planned: set[str] = set()
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,6 +58,40 @@ class ShardSelector:
             config.hook.pytest_deselected(items=others)
             items[:] = mine
         self.selected = [i.nodeid for i in mine]
+        self.planned = set(groups)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """On an xdist worker, hand the planned selection to the controller (which collects nothing)."""
+        if hasattr(session.config, "workerinput"):
+            session.config.workeroutput[WORKER_KEY] = sorted(self.planned)  # type: ignore[attr-defined]
+
+    def merge_worker(self, node: Any) -> None:
+        """Take a finished worker's planned selection (called on the controller)."""
+        self.planned.update(getattr(node, "workeroutput", {}).get(WORKER_KEY, []))
+
+    def pytest_agentloop_results(self, config: pytest.Config, results: list[EvalResult]) -> None:
+        """With ``--agentloop-shard-out``, write this shard's file for ``agentloop merge``."""
+        if self.out is None:
+            return
+        from pytest_agentloop.config import settings_of
+
+        session = config.pluginmanager.get_plugin("agentloop-session")
+        reported: dict[str, str] = dict(getattr(session, "reported", {}))
+        outside = tuple(session.outside_failures()) if session is not None else ()
+        shard = ShardFile(
+            path=self.out,
+            shard=self.spec,
+            commit=_commit(config.rootpath),
+            settings=outcome_settings(settings_of(config)),
+            planned=tuple(sorted(self.planned)),
+            ran=tuple(sorted(reported)),
+            results=tuple(results),
+            outcomes=reported,
+            outside=outside,
+            started=str(getattr(session, "started", "")),
+        )
+        target = self.out if self.out.is_absolute() else config.rootpath / self.out
+        write_atomic(target, shard_document(shard))
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> str | None:
         """One header line: which shard, how many items, its planned share."""
@@ -59,3 +102,22 @@ class ShardSelector:
             f"agentloop: shard {self.spec}: {len(self.selected)} items, planned {load:.1f}s "
             f"(slowest shard / ideal {self.plan.balance:.2f})"
         )
+
+
+class XdistShardHooks:
+    """Registered on the controller only when pytest-xdist is present."""
+
+    def __init__(self, selector: ShardSelector) -> None:
+        self.selector = selector
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Merge a finished worker's planned selection."""
+        self.selector.merge_worker(node)
+
+
+def _commit(root: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

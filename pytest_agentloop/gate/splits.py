@@ -14,10 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_agentloop.assertions.registry import AssertionRegistry, using
 from pytest_agentloop.fileio import write_atomic
 from pytest_agentloop.spec import EvalSpec, Split, load_suite
 
-MAX_BYTES = 10_000_000
 _SPLIT_VALUE = re.compile(r"(\bsplit:\s*)([A-Za-z_]+)")
 
 
@@ -70,7 +70,7 @@ def _edit(lines: list[str], assignment: Assignment) -> None:
     lines.insert(index + 1, " " * indent + f"split: {value}\n")
 
 
-def write_back(assignments: list[Assignment]) -> list[Path]:
+def write_back(assignments: list[Assignment], registry: AssertionRegistry, max_bytes: int) -> list[Path]:
     """Edit every file whose evals move (bottom-up, so line numbers hold); check each file still loads."""
     by_file: dict[Path, list[Assignment]] = defaultdict(list)
     for assignment in assignments:
@@ -83,13 +83,9 @@ def write_back(assignments: list[Assignment]) -> list[Path]:
         original = path.read_text(encoding="utf-8")
         write_atomic(path, "".join(lines))
         try:
-            load_suite(path, MAX_BYTES)
+            with using(registry):
+                load_suite(path, max_bytes)
         except Exception:
             write_atomic(path, original)
             raise
     return sorted(by_file)
-
-
-def load_specs(paths: list[Path]) -> list[EvalSpec]:
-    """Every eval in the given files."""
-    return [spec for path in paths for spec in load_suite(path, MAX_BYTES).evals]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from pytest_agentloop.results import EvalResult
+from pytest_agentloop.results import EvalResult, Outcome
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,16 @@ class EvalStats:
     flip_rate: float
     passing_streak: int
     passing_since: str | None
+    errors: int = 0
+    """Runs where the eval could not be judged (judge fault, missing verdict, unreadable trace): not outcomes."""
 
 
 def eval_stats(nodeid: str, results: list[EvalResult]) -> EvalStats:
-    """Figures for one eval; ``results`` oldest first. Skipped runs count for nothing."""
-    judged = [r for r in results if r.passed or r.broken]
+    """Figures for one eval; ``results`` oldest first.
+
+    Only outcomes count (passed, failed): an error is an infrastructure fault, not a flip, and a skip is nothing.
+    """
+    judged = [r for r in results if r.outcome in (Outcome.PASSED, Outcome.FAILED)]
     scores = [r.score for r in judged if r.score is not None]
     flips = sum(a.passed != b.passed for a, b in pairwise(judged))
     streak, since = 0, None
@@ -43,6 +48,7 @@ def eval_stats(nodeid: str, results: list[EvalResult]) -> EvalStats:
         flip_rate=flips / (len(judged) - 1) if len(judged) > 1 else 0.0,
         passing_streak=streak,
         passing_since=since,
+        errors=sum(r.outcome is Outcome.ERROR for r in results),
     )
 
 

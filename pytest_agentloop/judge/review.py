@@ -13,12 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pytest_agentloop.config import (
-    DEFAULT_ARTIFACTS_DIR,
-    DEFAULT_EVAL_PATTERNS,
-    DEFAULT_TRACES_DIRNAME,
-    DEFAULT_VERDICTS_FILE,
-)
+from pytest_agentloop.config import DEFAULT_ARTIFACTS_DIR, DEFAULT_VERDICTS_FILE, current_settings
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.keys import (
     HUMAN_MODEL,
@@ -34,7 +29,6 @@ from pytest_agentloop.recordings import default_lock_dir
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.store import TraceStore, find_store_root
 
-MAX_BYTES = 10_000_000
 INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
 EvalRef = tuple[Path, str]
 
@@ -79,7 +73,7 @@ def resolve(nodeid: str, root: Path, verdicts_file: str = DEFAULT_VERDICTS_FILE)
     path = (root / file_part).resolve()
     if not path.is_file():
         raise AgentloopError("no such eval file", path=path)
-    suite = load_suite(path, MAX_BYTES)
+    suite = load_suite(path, current_settings().max_eval_file_bytes)
     spec = next((e for e in suite.evals if e.id == eval_id), None)
     if spec is None:
         raise AgentloopError(f"no eval {eval_id!r}; it has {', '.join(e.id for e in suite.evals)}", path=path)
@@ -90,7 +84,7 @@ def resolve(nodeid: str, root: Path, verdicts_file: str = DEFAULT_VERDICTS_FILE)
 
 
 def _trace_store(path: Path, explicit: Path | None) -> TraceStore:
-    root = explicit or find_store_root(path.parent, DEFAULT_TRACES_DIRNAME, Path(path.anchor))
+    root = explicit or find_store_root(path.parent, current_settings().traces_dirname, Path(path.anchor))
     if root is None:
         raise AgentloopError("no trace store found beside the eval file", path=path)
     return TraceStore(root)
@@ -156,8 +150,9 @@ def evals_beside(store_path: Path) -> dict[EvalRef, JudgeInputs]:
     """
     current: dict[EvalRef, JudgeInputs] = {}
     folder = store_path.parent
-    for path in sorted({p for pattern in DEFAULT_EVAL_PATTERNS for p in folder.glob(pattern)}):
-        suite = load_suite(path, MAX_BYTES)
+    settings = current_settings()  # inside `agentloop`: the ini pytest reads there
+    for path in sorted({p for pattern in settings.eval_patterns for p in folder.glob(pattern)}):
+        suite = load_suite(path, settings.max_eval_file_bytes)
         traces = _trace_store(path, suite.traces_dir) if any(e.rubric for e in suite.evals) else None
         for spec in suite.evals:
             if spec.rubric and traces is not None and spec.trace in traces:

@@ -106,13 +106,45 @@ class _State:
     ids: Iterator[int] = field(default_factory=itertools.count)
     in_flight: int = 0
     max_in_flight: int = 0
+    limiter: _Limiter | None = None
+
+
+class _Limiter:
+    """A requests-per-minute limit enforced as OpenAI does: a bucket of one second's calls, 429 past it."""
+
+    def __init__(self, rpm: float) -> None:
+        self.rpm = rpm
+        self.capacity = max(1.0, rpm / 60)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+        self.rejected: list[float] = []
+        self.accepted: list[float] = []
+
+    def admit(self) -> tuple[bool, dict[str, str]]:
+        """Whether a request arriving now is within the limit, and the ``x-ratelimit-*`` headers to send."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rpm / 60)
+        self.stamp = now
+        admitted = self.tokens >= 1
+        if admitted:
+            self.tokens -= 1
+            self.accepted.append(now)
+        else:
+            self.rejected.append(now)
+        reset = max(0.0, (1 - self.tokens) * 60 / self.rpm)
+        headers = {
+            "x-ratelimit-limit-requests": f"{self.rpm:g}",
+            "x-ratelimit-remaining-requests": str(int(self.tokens)),
+            "x-ratelimit-reset-requests": f"{int(reset * 1000)}ms",
+        }
+        return admitted, headers
 
 
 class FakeOpenAI:
     """The server; a context manager that starts it on a free port and stops it."""
 
-    def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1") -> None:
-        self.state = _State(responder=responder)
+    def __init__(self, responder: Responder | None = None, host: str = "127.0.0.1", rpm: float | None = None) -> None:
+        self.state = _State(responder=responder, limiter=_Limiter(rpm) if rpm else None)
         handler = type("Handler", (_Handler,), {"state": self.state})
         self._server = _QuietServer((host, 0), handler)
         self._server.daemon_threads = True
@@ -134,6 +166,12 @@ class FakeOpenAI:
     def max_in_flight(self) -> int:
         """The most requests that were being answered at the same moment."""
         return self.state.max_in_flight
+
+    @property
+    def rate_limited(self) -> tuple[list[float], list[float]]:
+        """With ``rpm``: the monotonic arrival times of admitted and of rejected (429) requests."""
+        limiter = self.state.limiter
+        return (list(limiter.accepted), list(limiter.rejected)) if limiter else ([], [])
 
     def push(self, *replies: Reply) -> None:
         """Queue replies, used before the responder."""
@@ -192,6 +230,17 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         body = json.loads(raw or b"{}")
         request = Request(self.path, body, {k.lower(): v for k, v in self.headers.items()})
+        self.extra_headers: dict[str, str] = {}
+        if self.state.limiter is not None:
+            with self.state.lock:
+                admitted, self.extra_headers = self.state.limiter.admit()
+            if not admitted:
+                limited = {
+                    **self.extra_headers,
+                    "retry-after-ms": self.extra_headers["x-ratelimit-reset-requests"][:-2],
+                }
+                self._json(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}, limited)
+                return
         reply = self._next_reply(request)
         self._enter()
         try:
@@ -265,6 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("transfer-encoding", "chunked")
+        for name, value in getattr(self, "extra_headers", {}).items():
+            self.send_header(name, value)
         self.end_headers()
         for chunk in chunks:
             data = chunk.encode()
@@ -292,7 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", kind)
         self.send_header("content-length", str(len(data)))
-        for name, value in (headers or {}).items():
+        for name, value in (getattr(self, "extra_headers", {}) | (headers or {})).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)

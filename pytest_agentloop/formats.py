@@ -182,6 +182,8 @@ HARNESS_SCHEMA: dict[str, Any] = {
             "description": "what the agent must write: artifacts, shapes, where cited sources live (a mapping)",
         },
         "metadata": {"type": "object", "description": "a free-form mapping"},
+        "name": {"type": "string", "description": "the agent's name (the built-in runner)"},
+        "max_turns": {"type": "integer", "minimum": 1, "description": "turn limit of a run (the built-in runner)"},
     },
 }
 

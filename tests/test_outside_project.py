@@ -4,7 +4,7 @@ The fast tests run the suite with pytester; the ``system`` tests install the plu
 beside this checkout the way the README's "In your own project" says (uv, and pip), core and core+[halo],
 and run the suite and the handoff there.
 
-Features another open change brings are marked xfail(strict=True) with the reason until main has them.
+The artifact contract and custom types from a sub-folder conftest (in pytest and in the CLI) are checked here too.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-NEEDS_DEEP_TYPES = pytest.mark.xfail(
-    strict=True, reason="needs custom assertion types from sub-folder conftests in `pytest evals/` and in the CLI"
-)
 TODAY = ("evals/support/replies.eval.yaml", "evals/support/tickets.eval.yaml")
 
 
@@ -68,7 +65,6 @@ def test_the_core_imports_neither_halo_nor_the_agents_sdk() -> None:
     assert "heavy modules at import: []" in done.stdout
 
 
-@NEEDS_DEEP_TYPES
 def test_custom_type_resolves_from_the_project_root(pytester, support_project, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     (support_project / "evals" / "support" / "contract.eval.yaml").unlink()
@@ -76,7 +72,6 @@ def test_custom_type_resolves_from_the_project_root(pytester, support_project, m
     result.assert_outcomes(passed=6)
 
 
-@NEEDS_DEEP_TYPES
 def test_cli_validates_files_with_a_custom_type(pytester, support_project, monkeypatch) -> None:
     from pytest_agentloop.cli import main
 

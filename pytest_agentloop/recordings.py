@@ -32,12 +32,14 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from filelock import FileLock
 
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.strictjson import no_duplicate_keys
 
 T = TypeVar("T")
 DEFAULT_MODE = 0o644
@@ -66,23 +68,19 @@ def digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"key {key!r} appears twice")
-        data[key] = value
-    return data
-
-
 def _decode(text: str) -> dict[str, Any]:
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected one JSON object, found {type(data).__name__}")
     return data
+
+
+def now() -> str:
+    """UTC time, seconds precision, ``Z`` suffix: when a record was made."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def default_lock_dir() -> Path:

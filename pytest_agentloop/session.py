@@ -10,6 +10,7 @@ reaches the controller in ``config.workeroutput``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
@@ -224,7 +225,7 @@ class AgentloopSession:
             return
         if not evaluates(self.config):
             return
-        self.survey = survey(self.stores, self.wanted)
+        self.survey = survey(self.stores, self.wanted, _subjects_elsewhere)
         for path in sorted(self.written):  # only stores this session wrote: a replay run never writes
             VerdictStore(path, self.settings.locks_dir(self.config.rootpath)).rewrite()
         results = self.final_results()
@@ -340,6 +341,16 @@ class AgentloopSession:
         ]
         lines += [(f"unreadable verdict store: {problem}", "red") for problem in found.problems]
         return lines
+
+
+def _subjects_elsewhere(store: Path) -> Mapping[tuple[Path, str], set[str]]:
+    """The subjects of the store's folder over all its trace stores; an unreadable folder counts as none."""
+    from pytest_agentloop.judge.review import subjects_beside
+
+    try:
+        return subjects_beside(store)
+    except AgentloopError:
+        return {}
 
 
 class XdistHooks:

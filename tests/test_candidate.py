@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,16 @@ def test_candidate_regresses_one_literal_and_one_rubric_eval(
             "gate (regressions): FAILED",
         ]
     )
+
+
+def test_labels_on_the_candidate_store_count_as_in_use(pytester: pytest.Pytester, example_copy: Path) -> None:
+    """Verdicts on another trace store's runs are neither reported unused nor pruned."""
+    store = example_copy / "diligence" / "verdicts.jsonl"
+    before = store.read_bytes()
+    result = pytester.runpytest("evals")
+    assert result.ret == 0
+    assert "not used by any collected eval" not in result.stdout.str()
+    pruned = pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "verdicts", "prune", "evals")
+    assert pruned.ret == 0
+    pruned.stdout.fnmatch_lines(["*removed 0*"])
+    assert store.read_bytes() == before

@@ -109,7 +109,10 @@ def test_export_then_promptfoo_agrees_with_pytest_on_every_literal_type(
 
 def _human_verdicts(example: Path) -> dict[str, bool]:
     """Rubric text -> the person's verdict stored for it in the bundled example."""
-    verdicts = {v.eval_id: v.passed for v in VerdictStore(example / "diligence" / "verdicts.jsonl").read()}
+    verdicts: dict[str, bool] = {}
+    # The oldest label per eval is on the default store's run; later ones are on the candidate store's runs.
+    for verdict in sorted(VerdictStore(example / "diligence" / "verdicts.jsonl").read(), key=lambda v: v.created):
+        verdicts.setdefault(verdict.eval_id, verdict.passed)
     import yaml
 
     rubrics = {}

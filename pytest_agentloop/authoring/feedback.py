@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,6 @@ INSIGHT_FIELDS = COMMON | {"model", "prompt_version", "observations", "feedback_
 
 class FeedbackError(AgentloopError):
     """A feedback line or request that does not follow the documented format."""
-
-
-def now() -> str:
-    """UTC time, seconds precision, ``Z`` suffix."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

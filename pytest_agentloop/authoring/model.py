@@ -29,12 +29,11 @@ import httpx
 import openai
 import pydantic
 
-from pytest_agentloop.authoring.feedback import now
 from pytest_agentloop.authoring.schema import ModelAnswerError, decode
 from pytest_agentloop.config import JudgeApi
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
-from pytest_agentloop.recordings import RecordStore, digest
+from pytest_agentloop.recordings import RecordStore, digest, now
 
 
 class Mode(enum.StrEnum):

@@ -13,9 +13,9 @@ from pytest_agentloop.authoring.feedback import (
     FeedbackError,
     FeedbackFile,
     from_json,
-    now,
     read_files,
 )
+from pytest_agentloop.recordings import now
 
 HF_ID = re.compile(r"^hf-(\d+)$")
 

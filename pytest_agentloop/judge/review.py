@@ -175,10 +175,33 @@ def in_use(store_path: Path, verdict: Verdict, current: dict[EvalRef, JudgeInput
     return verdict.subject == subject_key(inputs)
 
 
+def subjects_beside(store_path: Path) -> dict[EvalRef, set[str]]:
+    """(full eval file path, eval id) → the subjects its rubric has over every trace store of the folder.
+
+    A suite may keep more than one store beside its eval files (a candidate harness's runs in
+    ``traces-candidate/``, graded with ``--agentloop-traces``): a verdict on any of them is in use.
+    """
+    subjects: dict[EvalRef, set[str]] = defaultdict(set)
+    folder = store_path.parent
+    settings = current_settings()
+    stores = [TraceStore(runs.parent) for runs in sorted(folder.glob("*/runs")) if runs.is_dir()]
+    for path in sorted({p for pattern in settings.eval_patterns for p in folder.glob(pattern)}):
+        suite = load_suite(path, settings.max_eval_file_bytes)
+        own = [_trace_store(path, suite.traces_dir)] if any(e.rubric for e in suite.evals) else []
+        for spec in suite.evals:
+            for traces in (own + stores) if spec.rubric else []:
+                if spec.trace in traces:
+                    inputs = JudgeInputs(spec.rubric or "", spec.expected, traces.get(spec.trace).answer)
+                    subjects[(path.resolve(), spec.id)].update(
+                        {subject_key(inputs), legacy_subject_key(inputs.rubric, inputs.output)}
+                    )
+    return subjects
+
+
 def prune(store_path: Path) -> int:
-    """Drop verdicts no eval of the folder uses any more; returns how many went."""
-    current = evals_beside(store_path)
-    return store(store_path).rewrite(lambda verdict: in_use(store_path, verdict, current))
+    """Drop verdicts no eval of the folder uses any more, on any of the folder's trace stores; returns how many."""
+    current = subjects_beside(store_path)
+    return store(store_path).rewrite(lambda v: v.subject in current.get(_ref(store_path, v), set()))
 
 
 @dataclass

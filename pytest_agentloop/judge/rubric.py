@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_agentloop.judge.endpoint import JudgeError
+from pytest_agentloop.strictjson import no_duplicate_keys
 
 PROMPT_VERSION = "2"
 EXCERPT_CHARS = 300
@@ -129,17 +130,8 @@ def build_prompt(
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"key {key!r} appears twice")
-        data[key] = value
-    return data
-
-
 def _loads(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_no_duplicates)
+    return json.loads(text, object_pairs_hook=no_duplicate_keys)
 
 
 def _sole_object(text: str, hint: str) -> Any:
@@ -158,7 +150,7 @@ def _sole_object(text: str, hint: str) -> Any:
 
 def _objects_in(text: str) -> list[Any]:
     """Every top-level JSON object in prose, left to right (nested objects belong to their parent)."""
-    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+    decoder = json.JSONDecoder(object_pairs_hook=no_duplicate_keys)
     found, position = [], 0
     while (start := text.find("{", position)) >= 0:
         try:

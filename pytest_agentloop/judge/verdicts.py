@@ -12,23 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pytest_agentloop.judge.keys import HUMAN_MODEL, KEY_VERSION, LEGACY_KEY_VERSION
-from pytest_agentloop.recordings import RecordingError, RecordStore
+from pytest_agentloop.recordings import RecordingError, RecordStore, now
 
 SOURCE_KINDS = ("human", "model", "promptfoo")
 REQUIRED = ("key", "subject", "eval_file", "eval_id", "pass", "score", "reason", "source", "judge_model")
 OPTIONAL = ("prompt_version", "created", "sample", "input_tokens", "output_tokens", "key_version", "inputs")
 
 __all__ = ["HUMAN_MODEL", "RecordingError", "Verdict", "VerdictCodec", "VerdictIndex", "VerdictStore", "now"]
-
-
-def now() -> str:
-    """UTC time, seconds precision, ``Z`` suffix."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -259,10 +253,20 @@ class StoreSurvey:
     problems: list[str] = field(default_factory=list)
 
 
-def survey(stores: Iterable[Path], wanted: Mapping[tuple[str, str], str]) -> StoreSurvey:
-    """Count verdicts of collected eval files (full paths in ``wanted``) that no current output uses."""
+Elsewhere = Callable[[Path], Mapping[tuple[Path, str], set[str]]]
+
+
+def survey(
+    stores: Iterable[Path], wanted: Mapping[tuple[str, str], str], elsewhere: Elsewhere | None = None
+) -> StoreSurvey:
+    """Count verdicts of collected eval files (full paths in ``wanted``) that no current output uses.
+
+    ``elsewhere(store)`` gives the subjects the folder's evals have over every trace store beside them: a
+    verdict on another store's run (a candidate harness's) is not unused. Asked only when needed.
+    """
     files = {f for f, _ in wanted}
     found = StoreSurvey()
+    subjects: dict[Path, Mapping[tuple[Path, str], set[str]]] = {}
     for path in sorted(set(stores)):
         store = VerdictStore(path)
         try:
@@ -279,5 +283,8 @@ def survey(stores: Iterable[Path], wanted: Mapping[tuple[str, str], str]) -> Sto
             if verdict.legacy:
                 found.legacy += 1
             elif wanted.get((full, verdict.eval_id)) != verdict.subject:
-                found.unused += 1
+                if elsewhere is not None and path not in subjects:
+                    subjects[path] = elsewhere(path)
+                other = subjects.get(path, {}).get((Path(full).resolve(), verdict.eval_id), set())
+                found.unused += verdict.subject not in other
     return found

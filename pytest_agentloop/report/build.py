@@ -6,7 +6,6 @@ import inspect
 import sqlite3
 from collections import Counter
 from contextlib import closing
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from pytest_agentloop.gate.baseline import SplitDiff, compare, load_baseline
 from pytest_agentloop.gate.history import History, RunRow
 from pytest_agentloop.report.model import (
     DIFF_KINDS,
-    AssertionRow,
     BaselineDiff,
     EvalRow,
     HandoffView,
@@ -24,7 +22,7 @@ from pytest_agentloop.report.model import (
     Trends,
 )
 from pytest_agentloop.report.traces import TEXT_LIMIT, cut
-from pytest_agentloop.results import EvalResult
+from pytest_agentloop.results import AssertionResult, EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 
 TREND_RUNS = 20  # runs shown in the trend and in each eval's strip
@@ -53,11 +51,9 @@ class Specs:
         return self._files[file].get(eval_id)
 
 
-def _assertion(item: Any) -> AssertionRow:
+def _assertion(item: Any) -> AssertionResult:
     """An assertion result (a dataclass or its JSON form) as a report row."""
-    data = item if isinstance(item, dict) else {f.name: getattr(item, f.name) for f in fields(item)}
-    known = {f.name for f in fields(AssertionRow)}
-    return AssertionRow(**{k: v for k, v in data.items() if k in known})
+    return AssertionResult.from_json(item) if isinstance(item, dict) else item
 
 
 def eval_row(result: EvalResult, spec: EvalSpec | None) -> EvalRow:

@@ -5,23 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pytest_agentloop.results import AssertionResult
+
 # Outcomes per run, one letter each, in the per-eval history strips.
 OUTCOME_LETTERS = {"passed": "P", "failed": "F", "error": "E", "skipped": "S"}
 
 
-@dataclass(frozen=True)
-class AssertionRow:
-    """One literal assertion as run: what it expected and what it saw."""
-
-    type: str
-    line: int
-    passed: bool
-    score: float
-    weight: float
-    expected: str
-    seen: str
-    artifact: str | None = None
-    metric: str | None = None
+AssertionRow = AssertionResult
+"""One literal assertion as run: the result record's own type (expected and seen included)."""
 
 
 @dataclass(frozen=True)

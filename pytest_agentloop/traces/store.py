@@ -31,6 +31,7 @@ from typing import Any
 from pytest_agentloop.assertions.artifacts import UnsafePath, safe_join
 from pytest_agentloop.errors import TraceStoreError
 from pytest_agentloop.formats import FormatError, check, provenance_of
+from pytest_agentloop.strictjson import no_duplicate_keys
 
 STORE_FORMAT = 1
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -116,21 +117,12 @@ def normalize_trace_id(value: str) -> str:
     return value.removeprefix("trace_")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"duplicate key {key!r}")
-        data[key] = value
-    return data
-
-
 def _parse_record(path: Path) -> tuple[object, str]:
     if path.stat().st_size > MAX_RECORD_BYTES:
         raise TraceStoreError(f"record is over the {MAX_RECORD_BYTES:,}-byte limit for record.json", path=path)
     try:
         text = path.read_text(encoding="utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates), text
+        return json.loads(text, object_pairs_hook=no_duplicate_keys), text
     except json.JSONDecodeError as exc:
         raise TraceStoreError(f"record is not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
     except UnicodeDecodeError as exc:
@@ -245,7 +237,7 @@ def _lines(path: Path, handle: Any) -> Iterator[str]:
 def _span(path: Path, number: int, line: str) -> dict[str, Any]:
     """One validated span line."""
     try:
-        span = json.loads(line, object_pairs_hook=_no_duplicates)
+        span = json.loads(line, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise TraceStoreError(f"span line is not JSON: {exc.msg}", path=path, line=number) from None
     except (ValueError, RecursionError) as exc:

@@ -346,6 +346,7 @@ class EvalItem(pytest.Item):
             judge_reason=None if rubric is None else rubric.reason,
             judge_votes=None if rubric is None else rubric.votes,
             assertions=() if verdict is None else verdict.assertions,
+            cost=None if record is None else record.cost_usd,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,11 @@ def test_live_runs_the_example_and_checks_the_fresh_runs(
     assert sum(server.agent.calls.values()) == 20  # four model calls per question, each question once
     verdicts = [json.loads(line) for line in (folder / "verdicts.jsonl").read_text().splitlines()]
     assert len(verdicts) == server.judge_calls == 7  # the judged evals, each graded on its fresh output
+    with sqlite3.connect(pytester.path / ".agentloop" / "history.sqlite") as db:
+        costs = dict(db.execute("select nodeid, cost from results"))
+    run_costs = {r["label"]: r["cost_usd"] for r in records}
+    assert costs["evals/diligence/financing_risk.eval.yaml::runway-named"] == run_costs["trace-01"]
+    assert all(cost is not None and cost > 0 for cost in run_costs.values())
 
 
 def test_failed_live_runs_make_errors_not_passes(

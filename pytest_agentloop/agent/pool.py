@@ -56,6 +56,7 @@ def load_run(run_dir: Path) -> TraceRecord:
         created=str(data["created"]),
         run_dir=run_dir,
         provenance=dict(data.get("provenance") or {}),
+        cost_usd=data.get("cost_usd"),
     )
 
 

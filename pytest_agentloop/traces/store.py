@@ -65,6 +65,8 @@ class TraceRecord:
     run_dir: Path
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
     store_root: Path | None = field(default=None, compare=False)
+    cost_usd: float | None = field(default=None, compare=False)
+    """What the run cost, in US dollars, when it was captured with a known price (format 2)."""
 
     @property
     def artifacts_dir(self) -> Path:
@@ -152,6 +154,7 @@ def _load_record(path: Path, root: Path | None = None) -> TraceRecord:
         run_dir=path.parent,
         provenance=provenance_of(data.get("provenance")),
         store_root=root,
+        cost_usd=data.get("cost_usd"),
     )
 
 

@@ -66,16 +66,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if run_id is None:
         raise AgentloopError(f"no run {args.run_ref!r} in {history.path}; see `agentloop runs`")
     run = next(r for r in history.runs() if r.run_id == run_id)
-    meta = {
-        "run_id": run.run_id,
-        "started": run.started,
-        "finished": run.finished,
-        "git_commit": run.git_commit,
-        "git_branch": run.git_branch,
-        "harness_version": run.harness_version,
-        "exit_status": run.exit_status,
-    }
-    text = export_document(meta, history.results(run_id), history.selection(run_id))
+    text = export_document(run.facts(), history.results(run_id), history.selection(run_id))
     if args.out:
         write_atomic(Path(args.out), text)
         print(f"exported run {run_id} to {args.out}")

@@ -100,6 +100,18 @@ class RunRow:
     counts: dict[str, int]
     baseline_ref: str | None = None
 
+    def facts(self) -> dict[str, Any]:
+        """What an export or a report says about the run: id, times, commit, branch, harness, exit status."""
+        return {
+            "run_id": self.run_id,
+            "started": self.started,
+            "finished": self.finished,
+            "git_commit": self.git_commit,
+            "git_branch": self.git_branch,
+            "harness_version": self.harness_version,
+            "exit_status": self.exit_status,
+        }
+
 
 def _create(table: str) -> str:
     columns, extra = TABLES[table]

@@ -168,13 +168,7 @@ def run_info(run: RunRow | None, run_id: str, **extra: Any) -> RunInfo:
         return RunInfo(run_id=run_id, **extra)
     options = {k: str(v) for k, v in sorted(run.options.items()) if v not in (None, "None", "", "()")}
     base: dict[str, Any] = {
-        "run_id": run.run_id,
-        "started": run.started,
-        "finished": run.finished,
-        "git_commit": run.git_commit,
-        "git_branch": run.git_branch,
-        "harness_version": run.harness_version,
-        "exit_status": run.exit_status,
+        **run.facts(),
         "judge_model": options.get("judge_model"),
         "judge_mode": options.get("judge_mode"),
         "gate_policy": options.get("gate"),

@@ -69,7 +69,7 @@ def test_merge_gives_one_run_one_gate_like_the_unsharded_run(pytester: pytest.Py
     shards = [f"shard-{k}.json" for k in (1, 2, 3)]
     for index, name in enumerate(shards, 1):
         pytester.runpytest("evals", f"--agentloop-shard={index}/3", f"--agentloop-shard-out={name}")
-    merged = _merge(pytester, *shards, "--junitxml=merged.xml", "--history=merged.sqlite")
+    merged = _merge(pytester, *shards, "--junitxml=merged.xml", "--history=merged.sqlite", "--html=merged.html")
     assert merged.ret == 1
     merged.stdout.fnmatch_lines(
         ["merged 3 shards: 20 evals (1 error, 1 failed, 18 passed)", "run * recorded in *merged.sqlite"]
@@ -81,6 +81,10 @@ def test_merge_gives_one_run_one_gate_like_the_unsharded_run(pytester: pytest.Py
     assert (pytester.path / "merged.xml").read_text().count("<testcase") == 23
     runs = sqlite3.connect(pytester.path / "merged.sqlite").execute("select count(*) from runs").fetchone()
     assert runs == (1,)
+    from pytest_agentloop.report.html import payload_of
+
+    report = payload_of((pytester.path / "merged.html").read_text())
+    assert len(report["rows"]) == 20
 
 
 def test_merge_refuses_a_missing_a_doubled_or_a_foreign_shard(pytester: pytest.Pytester, example_copy: Path) -> None:

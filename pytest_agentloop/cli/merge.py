@@ -52,6 +52,13 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     if args.junitxml:
         outcomes = {n: o for s in shards for n, o in s.outcomes.items()}
         write_atomic(Path(args.junitxml), junit_document(annotated, outcomes))
+    if args.html and gate.recorded is not None:
+        from pytest_agentloop.cli.html import report_for_run
+        from pytest_agentloop.report import html
+
+        out = Path(args.html)
+        html.write(report_for_run(gate.history, gate.run_id, root, out, settings.baseline), out)
+        print(f"HTML report written to {out}")
     _say(gate, shards, results, status, settings)
     return status
 
@@ -81,4 +88,5 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     merge.add_argument("--history", help="run history database (default: as pytest's)")
     merge.add_argument("--report", help="also write the gate summary (markdown) to this path")
     merge.add_argument("--junitxml", help="write a JUnit XML file of the merged run")
+    merge.add_argument("--html", help="write the merged run's self-contained HTML report")
     merge.set_defaults(run=_cmd_merge)

@@ -39,6 +39,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from filelock import FileLock
 
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.fileio import write_atomic
 from pytest_agentloop.strictjson import no_duplicate_keys
 
 T = TypeVar("T")
@@ -187,19 +188,7 @@ class RecordStore(Generic[T]):
         return json.dumps(self.codec.to_json(record), sort_keys=True, ensure_ascii=False)
 
     def _replace(self, text: str) -> None:
-        mode = self.path.stat().st_mode & 0o777 if self.path.is_file() else DEFAULT_MODE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, mode)
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, text)
 
 
 def _end_last_line(fd: int, parses: Callable[[bytes], bool]) -> None:

@@ -24,6 +24,7 @@ from rapidfuzz import fuzz
 from pytest_agentloop.authoring.feedback import Feedback
 from pytest_agentloop.collect import _check_traces
 from pytest_agentloop.evaluate import run_assertion
+from pytest_agentloop.fileio import write_atomic
 from pytest_agentloop.spec import EvalSpec, SuiteSpec, load_suite
 from pytest_agentloop.traces.store import TraceStore
 
@@ -31,14 +32,12 @@ MAX_BYTES = 10_000_000
 RUBRIC_SIMILARITY = 90.0
 
 
-def _temp_beside(folder: Path, text: str, mode: int = 0o644) -> Path:
+def _temp_beside(folder: Path, text: str) -> Path:
+    """A file beside the target, so relative paths in the eval file (traces, sources root) resolve as there."""
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=folder, prefix=".agentloop-generate.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(name, mode)
     return Path(name)
 
 
@@ -59,13 +58,8 @@ def load_text(text: str, folder: Path, store: TraceStore) -> SuiteSpec:
 
 def write_checked(target: Path, text: str, store: TraceStore) -> SuiteSpec:
     """Validate ``text`` and replace ``target`` with it atomically (keeping its mode); nothing half-written."""
-    mode = target.stat().st_mode & 0o777 if target.is_file() else 0o644
-    path = _temp_beside(target.parent, text, mode)
-    try:
-        suite = _load(path, store)
-        os.replace(path, target)
-    finally:
-        path.unlink(missing_ok=True)
+    suite = load_text(text, target.parent, store)
+    write_atomic(target, text)
     return suite
 
 

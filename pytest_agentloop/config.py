@@ -13,8 +13,8 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_agentloop.ratelimit import RateLimit, parse_rate
+from pytest_agentloop.scoped import bound
 
 
 class JudgeMode(enum.StrEnum):
@@ -417,14 +418,9 @@ def evaluates(config: pytest.Config) -> bool:
 _IN_EFFECT: ContextVar[Settings | None] = ContextVar("agentloop_settings", default=None)
 
 
-@contextmanager
-def settings_in_effect(settings: Settings) -> Iterator[Settings]:
+def settings_in_effect(settings: Settings) -> AbstractContextManager[Settings | None]:
     """Within the block, :func:`current_settings` is ``settings`` (the CLI's view of what pytest uses)."""
-    token = _IN_EFFECT.set(settings)
-    try:
-        yield settings
-    finally:
-        _IN_EFFECT.reset(token)
+    return bound(_IN_EFFECT, settings)
 
 
 def current_settings() -> Settings:

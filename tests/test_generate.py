@@ -29,6 +29,14 @@ def suite(pytester: pytest.Pytester, example_copy: Path) -> Path:
     return use_example(pytester)
 
 
+@pytest.fixture
+def target(pytester: pytest.Pytester, suite: Path) -> Path:
+    """The generation target, starting as a copy of an existing eval file (ids in use, comments to keep)."""
+    path = pytester.path / TARGET
+    path.write_text((suite / "financing_risk.eval.yaml").read_text())
+    return path
+
+
 def _evals(pytester: pytest.Pytester) -> dict[str, dict]:
     return {e["id"]: e for e in yaml.safe_load((pytester.path / TARGET).read_text())["evals"]}
 
@@ -131,12 +139,11 @@ REASONS = {
 def test_each_invalid_definition_is_reported_and_not_written(
     pytester: pytest.Pytester,
     suite: Path,
+    target: Path,
     fake_openai: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    target = pytester.path / TARGET
-    target.write_text((suite / "financing_risk.eval.yaml").read_text())
     before = {e["id"] for e in yaml.safe_load(target.read_text())["evals"]}
     fake_openai.set_responder(script(BAD_DEFINITIONS))
     code, out, _ = agentloop(
@@ -155,12 +162,11 @@ def test_each_invalid_definition_is_reported_and_not_written(
 def test_keep_contradicting_and_update(
     pytester: pytest.Pytester,
     suite: Path,
+    target: Path,
     fake_openai: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    target = pytester.path / TARGET
-    target.write_text((suite / "financing_risk.eval.yaml").read_text())
     contradicting = definition("contradicts", assertions=[{"type": "contains", "value": "nope", "artifact": None}])
     replacement = definition("runway-named", title="Replaced by the model")
     fake_openai.set_responder(script({TRACE_01: [contradicting, replacement]}))
@@ -205,13 +211,12 @@ def test_near_duplicate_of_an_existing_eval_is_reported(
 def test_a_malformed_answer_is_an_error_and_nothing_is_half_written(
     pytester: pytest.Pytester,
     suite: Path,
+    target: Path,
     fake_openai: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     reply: Reply,
 ) -> None:
-    target = pytester.path / TARGET
-    target.write_text((suite / "financing_risk.eval.yaml").read_text())
     before = target.read_bytes()
     hidden = sorted(p.name for p in target.parent.iterdir() if p.name.startswith("."))
     fake_openai.push(reply)

@@ -10,12 +10,14 @@ Every type gets a negated ``not-<type>`` form unless it opts out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from pytest_agentloop.scoped import bound
 
 Target = Literal["text", "artifacts"]
 
@@ -135,14 +137,9 @@ BUILTIN = AssertionRegistry()
 _ACTIVE: ContextVar[AssertionRegistry] = ContextVar("agentloop_assertion_types", default=BUILTIN)
 
 
-@contextmanager
-def using(registry: AssertionRegistry) -> Iterator[AssertionRegistry]:
+def using(registry: AssertionRegistry) -> AbstractContextManager[AssertionRegistry]:
     """Make ``registry`` the one :func:`lookup` and :func:`names` read, for the ``with`` block only."""
-    token = _ACTIVE.set(registry)
-    try:
-        yield registry
-    finally:
-        _ACTIVE.reset(token)
+    return bound(_ACTIVE, registry)
 
 
 def active() -> AssertionRegistry:

@@ -10,6 +10,7 @@ example's, which run as separate processes at once (the plan must not depend on 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -182,27 +183,40 @@ def _refusals(root: Path, capsys: pytest.CaptureFixture[str], one: str, two: str
         assert (status, message in out) == (2, True), out
 
 
-def test_the_example_as_3_shards_in_separate_processes(pytester: pytest.Pytester, example_copy: Path) -> None:
-    whole = pytester.runpytest("evals", "--agentloop-handoff=whole/handoff.md", "--agentloop-history=whole.sqlite")
-    assert whole.ret == 0
+def test_the_example_as_3_shards_in_separate_processes(
+    pytester: pytest.Pytester, example_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = example_copy / "diligence" / "traces" / "runs" / "trace-03" / "answer.md"
+    answer.write_text(answer.read_text().replace("parent", "entity"))  # a literal failure and a stale verdict (error)
+    whole = pytester.runpytest(
+        "evals", "-v", "--agentloop-handoff=whole/handoff.md", "--agentloop-history=whole.sqlite", "-p", "no:randomly"
+    )
+    whole.stdout.fnmatch_lines(["20 evals: 18 passed, 1 failed, 1 error"])
     command = [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "-q"]
-    shards = [
-        subprocess.Popen([*command, f"--agentloop-shard={k}/3", f"--agentloop-shard-out=s{k}.json"], cwd=pytester.path)
+    shards = [  # at once, each with its own hash seed: the plan must not depend on the process
+        subprocess.Popen(
+            [*command, f"--agentloop-shard={k}/3", f"--agentloop-shard-out=s{k}.json"],
+            cwd=pytester.path,
+            env=os.environ | {"PYTHONHASHSEED": str(k)},
+            stdout=subprocess.DEVNULL,
+        )
         for k in (1, 2, 3)
     ]
-    assert [p.wait(timeout=300) for p in shards] == [0, 0, 0]
-    merge = [sys.executable, "-m", "pytest_agentloop.cli", "merge", "s1.json", "s2.json", "s3.json"]
-    done = subprocess.run(
-        [*merge, "--handoff=merged/handoff.md", "--history=merged.sqlite"],
-        cwd=pytester.path,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "merged 3 shards: 20 evals (20 passed)" in done.stdout
+    assert sorted(p.wait(timeout=300) for p in shards) == [0, 0, 1]  # trace-03's evals run together, on one shard
+    reports = ["--junitxml=merged.xml", "--html=merged.html", "--handoff=merged/handoff.md", "--history=merged.sqlite"]
+    status, out = _merge(capsys, "s1.json", "s2.json", "s3.json", *reports)
+    assert (status, whole.ret) == (1, 1), out
+    assert "merged 3 shards: 20 evals (1 error, 1 failed, 18 passed)" in out
+    documents = [json.loads((pytester.path / f"s{k}.json").read_text()) for k in (1, 2, 3)]
+    outcomes = {n: o.upper() for d in documents for n, o in d["outcomes"].items()}
+    assert outcomes == _outcomes(whole) and len(outcomes) == 23
     merged, single = (pytester.path / d / "handoff.context.jsonl" for d in ("merged", "whole"))
     assert merged.read_bytes() == single.read_bytes()
-    assert _history(pytester.path / "merged.sqlite") == _history(pytester.path / "whole.sqlite")
+    assert _history(pytester.path / "merged.sqlite") == _history(pytester.path / "whole.sqlite") == (1, 20, 23)
+    assert (pytester.path / "merged.xml").read_text().count("<testcase") == 23
+    from pytest_agentloop.report.html import payload_of
+
+    assert len(payload_of((pytester.path / "merged.html").read_text())["rows"]) == 20
 
 
 JUDGED = """

@@ -294,3 +294,13 @@ def test_live_traces_over_the_limit_are_a_clear_error(tmp_path: Path, monkeypatc
     monkeypatch.setattr(carry, "MAX_LIVE_BYTES", 1000)
     with pytest.raises(AgentloopError, match="2,000 bytes, over the 1,000 a shard file carries: run the suite on more"):
         carry.live_files(tmp_path, tmp_path)
+
+
+def test_a_shard_file_that_cannot_carry_its_inputs_fails_the_shard(
+    pytester: pytest.Pytester, copy_200: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(carry, "MAX_INPUT_BYTES", 10)
+    result = pytester.runpytest("suite", "-k", "e001 or e002", "--agentloop-shard=1/2", "--agentloop-shard-out=s.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*shard file s.json not written: harness.yaml: over the 10-byte limit*"])
+    assert not (copy_200 / "s.json").exists()

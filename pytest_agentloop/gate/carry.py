@@ -133,7 +133,7 @@ def new_verdicts(
             if v.created and v.created >= second and (v.eval_name, v.eval_id) in evals
         ]
         if made:
-            found[_relative(store, root)] = tuple(made)
+            found[relative(store, root)] = tuple(made)
     return found
 
 
@@ -152,7 +152,8 @@ def live_files(traces: Path, root: Path) -> tuple[CarriedFile, ...]:
     return tuple(CarriedFile(p.relative_to(traces).as_posix(), p.read_bytes()) for p in paths)
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (POSIX), both resolved; as given when it lies outside."""
     resolved, base = path.resolve(), root.resolve()
     return resolved.relative_to(base).as_posix() if resolved.is_relative_to(base) else path.as_posix()
 

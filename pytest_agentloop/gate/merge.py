@@ -3,9 +3,10 @@
 A shard file holds the shard's place (K/N), the commit and the settings that
 decide outcomes, the whole planned selection, the items this shard ran, their
 typed results, and what else the final job needs (:mod:`~pytest_agentloop.gate.carry`:
-verdicts made, live traces, harness, feedback, options). Merging refuses (exit 2) anything that is not exactly one
-run split N ways: a missing or doubled shard, shards of two commits or two
-configurations, items run twice or never.
+verdicts made, live traces, harness, feedback, options). Merging refuses
+(exit 2) anything that is not exactly one run split N ways: a missing or
+doubled shard, shards of two commits or two configurations (settings, harness,
+feedback), an older shard format, items run twice or never.
 """
 
 from __future__ import annotations

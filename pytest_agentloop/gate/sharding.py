@@ -15,7 +15,7 @@ import pytest
 
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.fileio import write_atomic
-from pytest_agentloop.gate.carry import Carried, live_files, new_verdicts, read_input
+from pytest_agentloop.gate.carry import Carried, live_files, new_verdicts, read_input, relative
 from pytest_agentloop.gate.merge import ShardFile, outcome_settings, shard_document
 from pytest_agentloop.gate.shards import Plan, ShardSpec, plan, read_durations, units
 from pytest_agentloop.results import EvalResult
@@ -154,13 +154,9 @@ def carried(config: pytest.Config, written: set[Path], started: str, results: li
         harness=None if harness is None else read_input(harness, _shown(harness, root)),
         feedback=tuple(read_input(Path(p), _shown(Path(p), root)) for p in settings.feedback),
         verdicts=new_verdicts(written, started, evals, root) if started else {},
-        live_dir=None if folder is None else _relative(folder, root),
+        live_dir=None if folder is None else relative(folder, root),
         live=() if folder is None else live_files(folder / "traces", root),
     )
-
-
-def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
 
 
 def _shown(path: Path, root: Path) -> str:

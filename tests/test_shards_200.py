@@ -46,7 +46,7 @@ def _eval(n: int) -> str:
     q = n % QUESTIONS
     if n % 4 == 0:  # judged: fails where the answer names no runway
         body = "    scoring: llm_judge\n    rubric: PASS if the runway is named.\n    expected: Names the runway.\n"
-    else:  # literal: fails for every question without a runway, and for one in nine evals anyway
+    else:  # literal: fails where the answer names no runway (one in nine only asks for "Answer")
         wanted = "11 months" if n % 9 else "Answer"
         body = f"    assert:\n      - type: contains\n        value: '{wanted}'\n"
     return f"  - id: e{n:03d}\n    title: Eval {n}\n    trace: q-{q:02d}\n{body}"
@@ -123,9 +123,10 @@ def _outcomes(result: pytest.RunResult) -> dict[str, str]:
     return {p[0]: p[1] for line in result.stdout.lines if len(p := line.split()) > 1 and "::" in p[0] and p[1] in words}
 
 
-def _history(path: Path) -> tuple[int, int, int]:
+def _history(path: Path) -> tuple[int, ...]:
+    """Rows of the history's runs, results and run items (the selection)."""
     with sqlite3.connect(path) as db:
-        return tuple(db.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "results", "run_items"))  # type: ignore[return-value]
+        return tuple(db.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "results", "run_items"))
 
 
 def _merge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -293,7 +294,7 @@ def test_live_traces_over_the_limit_are_a_clear_error(tmp_path: Path, monkeypatc
     (tmp_path / "runs" / "q" / "answer.md").write_text("x" * 2000)
     monkeypatch.setattr(carry, "MAX_LIVE_BYTES", 1000)
     with pytest.raises(AgentloopError, match="2,000 bytes, over the 1,000 a shard file carries: run the suite on more"):
-        carry.live_files(tmp_path, tmp_path)
+        carry.live_files(tmp_path)
 
 
 def test_a_shard_file_that_cannot_carry_its_inputs_fails_the_shard(

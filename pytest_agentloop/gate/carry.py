@@ -137,7 +137,7 @@ def new_verdicts(
     return found
 
 
-def live_files(traces: Path, root: Path) -> tuple[CarriedFile, ...]:
+def live_files(traces: Path) -> tuple[CarriedFile, ...]:
     """Every file of the live store ``traces``; over :data:`MAX_LIVE_BYTES` in all is an error saying what to do."""
     if not traces.is_dir():
         return ()

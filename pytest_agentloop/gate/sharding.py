@@ -155,7 +155,7 @@ def carried(config: pytest.Config, written: set[Path], started: str, results: li
         feedback=tuple(read_input(Path(p), _shown(Path(p), root)) for p in settings.feedback),
         verdicts=new_verdicts(written, started, evals, root) if started else {},
         live_dir=None if folder is None else relative(folder, root),
-        live=() if folder is None else live_files(folder / "traces", root),
+        live=() if folder is None else live_files(folder / "traces"),
     )
 
 

@@ -305,3 +305,17 @@ def test_a_shard_file_that_cannot_carry_its_inputs_fails_the_shard(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*shard file s.json not written: harness.yaml: over the 10-byte limit*"])
     assert not (copy_200 / "s.json").exists()
+
+
+def test_two_shards_carrying_different_bytes_for_one_live_file_are_refused(tmp_path: Path) -> None:
+    def shard(text: bytes) -> carry.Carried:
+        return carry.Carried(live_dir=".agentloop/runs/x", live=(carry.CarriedFile("runs/q/answer.md", text),))
+
+    with pytest.raises(AgentloopError, match=r"two shards carry different live files runs/q/answer.md \(a, b\)"):
+        carry.materialise([("a", shard(b"one")), ("b", shard(b"two"))], tmp_path, tmp_path / "run", tmp_path, False)
+
+
+@pytest.mark.parametrize("path", ["../outside.md", "/etc/passwd", "runs\\..\\x"])
+def test_a_carried_path_leading_out_of_its_folder_is_malformed(path: str) -> None:
+    with pytest.raises(ValueError, match="leads out of its folder"):
+        carry.CarriedFile.from_json({"path": path, "base64": ""})

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -47,63 +45,4 @@ def test_a_bad_shard_is_a_usage_error(pytester: pytest.Pytester, example_copy: P
     result.stderr.fnmatch_lines(["*--agentloop-shard: expected K/N*"])
 
 
-def _merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "merge", *args)
-
-
-def _shards(pytester: pytest.Pytester, count: int) -> list[str]:
-    names = []
-    for index in range(1, count + 1):
-        name = f"shard-{index}.json"
-        result = pytester.runpytest("evals", f"--agentloop-shard={index}/{count}", f"--agentloop-shard-out={name}")
-        assert result.ret == 0
-        names.append(name)
-    return names
-
-
-def test_merge_gives_one_run_one_gate_like_the_unsharded_run(pytester: pytest.Pytester, example_copy: Path) -> None:
-    _edit_answer(example_copy, "trace-03", "parent", "entity")  # a literal failure and a stale verdict (error)
-    whole = pytester.runpytest("evals", "--junitxml=whole.xml")
-    assert whole.ret == 1
-    whole.stdout.fnmatch_lines(["20 evals: 18 passed, 1 failed, 1 error"])
-    shards = [f"shard-{k}.json" for k in (1, 2, 3)]
-    for index, name in enumerate(shards, 1):
-        pytester.runpytest("evals", f"--agentloop-shard={index}/3", f"--agentloop-shard-out={name}")
-    merged = _merge(pytester, *shards, "--junitxml=merged.xml", "--history=merged.sqlite", "--html=merged.html")
-    assert merged.ret == 1
-    merged.stdout.fnmatch_lines(
-        ["merged 3 shards: 20 evals (1 error, 1 failed, 18 passed)", "run * recorded in *merged.sqlite"]
-    )
-    documents = [json.loads((pytester.path / name).read_text()) for name in shards]
-    outcomes = {n: o for d in documents for n, o in d["outcomes"].items()}
-    assert len(outcomes) == 23
-    assert sorted(o for o in outcomes.values() if o != "passed") == ["error", "failed"]
-    assert (pytester.path / "merged.xml").read_text().count("<testcase") == 23
-    runs = sqlite3.connect(pytester.path / "merged.sqlite").execute("select count(*) from runs").fetchone()
-    assert runs == (1,)
-    from pytest_agentloop.report.html import payload_of
-
-    report = payload_of((pytester.path / "merged.html").read_text())
-    assert len(report["rows"]) == 20
-
-
-def test_merge_refuses_a_missing_a_doubled_or_a_foreign_shard(pytester: pytest.Pytester, example_copy: Path) -> None:
-    one, two, three = _shards(pytester, 3)
-    missing = _merge(pytester, one, two)
-    assert missing.ret == 2
-    missing.stderr.fnmatch_lines(["*missing shard 3/3*partial green*"])
-    doubled = _merge(pytester, one, two, two, three)
-    assert doubled.ret == 2
-    doubled.stderr.fnmatch_lines(["*shard 2/3 given more than once*"])
-    document = json.loads((pytester.path / three).read_text())
-    document["commit"] = "0" * 40
-    (pytester.path / "other.json").write_text(json.dumps(document))
-    foreign = _merge(pytester, one, two, "other.json")
-    assert foreign.ret == 2
-    foreign.stderr.fnmatch_lines(["*shards come from two commits*"])
-
-
-def _edit_answer(example: Path, label: str, old: str, new: str) -> None:
-    for name in ("answer.md",):
-        path = example / "diligence" / "traces" / "runs" / label / name
-        path.write_text(path.read_text().replace(old, new))
+# Merging (one run, one gate, one handoff; refusals) is tested in test_shards_200.py.

@@ -1,10 +1,12 @@
 """Shard files: what one CI shard hands the final job, and the checks that make N of them one run.
 
 A shard file holds the shard's place (K/N), the commit and the settings that
-decide outcomes, the whole planned selection, the items this shard ran, and
-their typed results. Merging refuses (exit 2) anything that is not exactly one
-run split N ways: a missing or doubled shard, shards of two commits or two
-configurations, items run twice or never.
+decide outcomes, the whole planned selection, the items this shard ran, their
+typed results, and what else the final job needs (:mod:`~pytest_agentloop.gate.carry`:
+verdicts made, live traces, harness, feedback, options). Merging refuses
+(exit 2) anything that is not exactly one run split N ways: a missing or
+doubled shard, shards of two commits or two configurations (settings, harness,
+feedback), an older shard format, items run twice or never.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 
 from pytest_agentloop.config import Settings
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.gate.carry import Carried
 from pytest_agentloop.gate.shards import ShardSpec, parse_shard
 from pytest_agentloop.results import EvalResult
 
-SHARD_FORMAT = 1
+SHARD_FORMAT = 2
+"""2 added what the shard carries (verdicts, live traces, harness, feedback, options)."""
 KIND = "agentloop-shard"
 OUTCOME_SETTINGS = (
     "eval_patterns",
@@ -56,6 +60,7 @@ class ShardFile:
     outside: tuple[str, ...] = ()
     """Failures the gate can never excuse (failing Python tests, collection errors)."""
     started: str = ""
+    carried: Carried = field(default_factory=Carried)
 
 
 def outcome_settings(settings: Settings) -> dict[str, str]:
@@ -77,6 +82,7 @@ def shard_document(shard: ShardFile) -> str:
         "outside": list(shard.outside),
         "started": shard.started,
         "results": [r.to_json() for r in shard.results],
+        "carried": shard.carried.to_json(),
     }
     return json.dumps(document, indent=1, sort_keys=True) + "\n"
 
@@ -89,8 +95,18 @@ def read_shard(path: Path) -> ShardFile:
         raise MergeError(f"cannot read shard file: {exc}", path=path) from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise MergeError("not a shard file (write one with --agentloop-shard-out)", path=path)
-    if document.get("format") != SHARD_FORMAT:
-        raise MergeError(f"shard file format {document.get('format')!r} is not {SHARD_FORMAT}", path=path)
+    found = document.get("format")
+    if isinstance(found, int) and found < SHARD_FORMAT:
+        raise MergeError(
+            f"shard file format {found} was written by an older pytest-agentloop and lacks the verdicts and live "
+            f"traces the merge needs: run every shard again with this version (format {SHARD_FORMAT})",
+            path=path,
+        )
+    if found != SHARD_FORMAT:
+        raise MergeError(
+            f"shard file format {found!r} is not {SHARD_FORMAT}: merge with the pytest-agentloop the shards ran",
+            path=path,
+        )
     try:
         return _shard_from(path, document)
     except (KeyError, TypeError, ValueError) as exc:
@@ -109,6 +125,7 @@ def _shard_from(path: Path, data: dict[str, Any]) -> ShardFile:
         outcomes={str(k): str(v) for k, v in dict(data.get("outcomes", {})).items()},
         outside=tuple(str(n) for n in data.get("outside", [])),
         started=str(data.get("started", "")),
+        carried=Carried.from_json(data["carried"]),
     )
 
 
@@ -141,6 +158,8 @@ def _same(first: ShardFile, other: ShardFile) -> None:
     )
     if differing:
         raise MergeError(f"shards ran with different settings ({', '.join(differing)}): {first.path}, {other.path}")
+    if other.carried.harness != first.carried.harness or other.carried.feedback != first.carried.feedback:
+        raise MergeError(f"shards read different harness or feedback files: {first.path}, {other.path}")
     if set(other.planned) != set(first.planned):
         raise MergeError(f"shards planned different selections: {first.path}, {other.path} (same -k/-m and paths?)")
 

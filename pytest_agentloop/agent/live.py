@@ -30,6 +30,7 @@ from pytest_agentloop.collect import EvalItem, store_for
 from pytest_agentloop.config import JudgeMode, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.planner import PLANNER_KEY
+from pytest_agentloop.spend import MONEY_KEY
 from pytest_agentloop.traces.store import TraceRecord
 
 RUN_ID_KEY = "agentloop_live_run_id"
@@ -109,7 +110,7 @@ class LiveRuns:
 
     def __init__(self, config: pytest.Config, live: LiveSettings, setup: AgentSetup, run_id: str, folder: Path):
         self.config, self.live, self.setup, self.run_id, self.folder = config, live, setup, run_id, folder
-        self.pool = LivePool(setup, folder, live.concurrency, live.budget)
+        self.pool = LivePool(setup, folder, live.concurrency, config.stash.get(MONEY_KEY, None))
         self.item_keys: dict[str, list[str]] = {}
         self.items: dict[str, EvalItem] = {}
         self.finished: queue.SimpleQueue[str] = queue.SimpleQueue()

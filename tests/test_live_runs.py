@@ -283,3 +283,39 @@ def test_repeats_report_the_majority_and_flag_flaky_evals(
     assert 'name="live_pass_at_3" value="true"' in junit and 'name="live_passes" value="2/3"' in junit
     labels = sorted(p.parent.name for p in (fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json"))
     assert labels == ["trace-01", "trace-01.r2", "trace-01.r3"]
+
+
+BROKEN = [Reply(tool_calls=(ToolCall("no_such_tool", {}),))]  # the SDK raises: the run fails
+
+
+@pytest.mark.parametrize(
+    ("variants", "outcome", "message"),
+    [
+        (
+            ["broken", "good", "broken"],
+            {"failed": 1},
+            "*the live run checked first passed, but the majority of 3 runs failed: 1/3 passed (2 of the runs failed)*",
+        ),
+        (["broken", "broken", "broken"], {"errors": 1}, "*all 3 live runs failed: live run trace-01 *no_such_tool*"),
+    ],
+    ids=["failed-runs-are-failing-samples", "all-failed-is-an-error"],
+)
+def test_with_repeats_a_failed_run_is_a_failing_sample(
+    pytester: pytest.Pytester,
+    example_copy: Path,
+    fake_openai: FakeOpenAI,
+    live_env: list[str],
+    variants: list[str],
+    outcome: dict[str, int],
+    message: str,
+) -> None:
+    good = recorded_steps(example_copy / "diligence" / "traces" / "runs" / "trace-01")
+    steps = [{"good": good, "broken": BROKEN}[name] for name in variants]
+    fake_openai.set_responder(Variants(Server(scripts(example_copy)), "runway and burn", steps))
+    args = ["-k", "runway-named", "--agentloop-live-repeat=3", "--agentloop-live-concurrency=1", "--junitxml=out.xml"]
+    result = pytester.runpytest(*live_env, *args)
+    result.assert_outcomes(**outcome, deselected=22)
+    result.stdout.fnmatch_lines([message])
+    if "failed" in outcome:
+        junit = (pytester.path / "out.xml").read_text()
+        assert 'name="live_run_errors" value="2"' in junit and 'name="live_pass_at_3" value="true"' in junit

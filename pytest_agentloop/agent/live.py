@@ -12,6 +12,7 @@ so runs and judging overlap. Fresh runs go to
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import queue
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.errors import AgentConfigError, RunFailed
 from pytest_agentloop.agent.options import LiveSettings, build_live_settings
 from pytest_agentloop.agent.pool import LivePool, Planned
 from pytest_agentloop.agent.questions import QuestionSpec, from_record
@@ -117,6 +118,8 @@ class LiveRuns:
         self.submitted: set[str] = set()
         self.described: set[str] = set()
         self.flaky: dict[str, str] = {}
+        self.checked: dict[str, str] = {}
+        """The run each item checked (its first that did not fail); its other runs are the repeats."""
 
     # -- planning -------------------------------------------------------------------
 
@@ -169,14 +172,32 @@ class LiveRuns:
     # -- the run source ---------------------------------------------------------------
 
     def record_for(self, item: pytest.Item, wait: bool = True) -> TraceRecord:
-        """The fresh run ``item`` checks (the first of its repeats)."""
+        """The fresh run ``item`` checks: its first run that did not fail (with repeats, failed runs are samples)."""
         keys = self.item_keys.get(item.nodeid)
         if not keys:
             self._recorded(item)  # raises the store's own error
             raise RunPending(f"no live run planned for {item.nodeid}")
-        future = self.pool.futures[keys[0]]
-        if not wait and not future.done():
-            raise RunPending(f"the live run for {item.nodeid} has not finished")
+        failures: list[AgentloopError] = []
+        for key in keys:
+            future = self.pool.futures[key]
+            if not wait and not future.done():
+                raise RunPending(f"the live run for {item.nodeid} has not finished")
+            if wait:
+                self._wait_for(future)
+            try:
+                record = future.result()
+            except AgentloopError as exc:
+                failures.append(exc)
+                continue
+            self.checked[item.nodeid] = key
+            self._describe(item, record)
+            return record
+        if len(failures) == 1:
+            raise failures[0]
+        raise RunFailed(f"all {len(keys)} live runs failed: " + "; ".join(str(f) for f in failures))
+
+    def _wait_for(self, future: concurrent.futures.Future[TraceRecord]) -> None:
+        """Wait for one run, grading finished runs meanwhile and saying how far the runs are."""
         waited = 0.0
         while not future.done():
             try:
@@ -187,9 +208,6 @@ class LiveRuns:
                     self._say(f"agentloop: live: {self._done_count()}/{len(self.pool.futures)} runs finished")
             self._grade_finished()
         self._grade_finished()
-        record = future.result()
-        self._describe(item, record)
-        return record
 
     def verdicts_path(self, item: pytest.Item) -> Path:
         """Fresh verdicts go to the run's folder, never the tracked verdicts.jsonl."""
@@ -201,14 +219,15 @@ class LiveRuns:
             return
         planner = self.config.stash[PLANNER_KEY]
         for nodeid, item in self.items.items():
-            keys = self.item_keys[nodeid]
-            if nodeid in self.submitted or not item.judged or not self.pool.futures[keys[0]].done():
+            if nodeid in self.submitted or not item.judged:
                 continue
-            self.submitted.add(nodeid)
             try:
                 planner.submit(item.grade_request())
+            except RunPending:
+                continue  # its run (or, with repeats, the run it checks) has not finished
             except AgentloopError:
-                continue  # a failed run: the item's setup reports it
+                pass  # failed runs: the item's setup reports it
+            self.submitted.add(nodeid)
 
     def _describe(self, item: pytest.Item, record: TraceRecord) -> None:
         if item.nodeid in self.described:
@@ -240,13 +259,14 @@ class LiveRuns:
         if call.when != "call" or len(keys) < 2 or not isinstance(item, EvalItem) or report.skipped:
             return report
         records: list[TraceRecord | AgentloopError] = []
-        for key in keys[1:]:
+        for key in (k for k in keys if k != self.checked.get(item.nodeid)):
             try:
                 records.append(self.pool.futures[key].result())
             except AgentloopError as exc:
                 records.append(exc)
         planner = self.config.stash.get(PLANNER_KEY, None)
-        outcome = RepeatOutcome((report.passed, *other_passes(item, records, planner)))
+        errors = sum(isinstance(r, AgentloopError) for r in records)
+        outcome = RepeatOutcome((report.passed, *other_passes(item, records, planner)), errors)
         combine_report(item, report, outcome)
         return report
 

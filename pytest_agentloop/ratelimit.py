@@ -163,3 +163,9 @@ def _number(text: str | None) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
+
+
+def endpoint_budget(url: str, key_env: str, limit: RateLimit, state_dir: Path) -> RateBudget:
+    """The budget of one endpoint (base URL and the variable its key is read from): the judge and live runs
+    share it when they reach the same endpoint with the same key."""
+    return RateBudget(f"{url.rstrip('/')}\x1f{key_env}", limit, state_dir)

@@ -22,6 +22,7 @@ import pytest
 
 from pytest_agentloop.agent.errors import AgentConfigError, RunFailed
 from pytest_agentloop.agent.options import LiveSettings, build_live_settings
+from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.pool import LivePool, Planned
 from pytest_agentloop.agent.questions import QuestionSpec, from_record
 from pytest_agentloop.agent.repeats import RepeatOutcome, combine_report, other_passes
@@ -111,7 +112,9 @@ class LiveRuns:
 
     def __init__(self, config: pytest.Config, live: LiveSettings, setup: AgentSetup, run_id: str, folder: Path):
         self.config, self.live, self.setup, self.run_id, self.folder = config, live, setup, run_id, folder
-        self.pool = LivePool(setup, folder, live.concurrency, config.stash.get(MONEY_KEY, None))
+        settings = settings_of(config)
+        pacing = Pacing(settings.rate, settings.rate_dir(config.rootpath), live.key_env) if settings.rate else None
+        self.pool = LivePool(setup, folder, live.concurrency, config.stash.get(MONEY_KEY, None), pacing)
         self.item_keys: dict[str, list[str]] = {}
         self.items: dict[str, EvalItem] = {}
         self.finished: queue.SimpleQueue[str] = queue.SimpleQueue()

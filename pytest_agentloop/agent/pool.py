@@ -21,7 +21,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from pytest_agentloop.agent.builtin import pace_loop
 from pytest_agentloop.agent.errors import BudgetExhausted, RunFailed
+from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
 from pytest_agentloop.agent.setup import AgentSetup
 from pytest_agentloop.spend import Decision, Hold, MoneyBudget
@@ -64,8 +66,15 @@ def load_run(run_dir: Path) -> TraceRecord:
 class LivePool:
     """Starts runs as soon as they are planned; hands out their records when done."""
 
-    def __init__(self, setup: AgentSetup, folder: Path, concurrency: int, money: MoneyBudget | None) -> None:
-        self.setup, self.folder, self.concurrency = setup, folder, concurrency
+    def __init__(
+        self,
+        setup: AgentSetup,
+        folder: Path,
+        concurrency: int,
+        money: MoneyBudget | None,
+        pacing: Pacing | None = None,
+    ) -> None:
+        self.setup, self.folder, self.concurrency, self.pacing = setup, folder, concurrency, pacing
         self.store = folder / "traces"
         self.ledger = money.ledger() if money is not None else None
         self.futures: dict[str, concurrent.futures.Future[TraceRecord]] = {}
@@ -80,7 +89,7 @@ class LivePool:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._loop.run_forever, name="agentloop-live", daemon=True)
             self._thread.start()
-            self._loop.call_soon_threadsafe(_import_sdk)
+            self._loop.call_soon_threadsafe(_import_sdk, self.pacing)
 
     def start(self, planned: list[Planned], done: Done) -> None:
         """Start every planned run (each key once); ``done(key)`` is called as each finishes."""
@@ -165,8 +174,9 @@ SDK_MODULES = (
 )
 
 
-def _import_sdk() -> None:
+def _import_sdk(pacing: Pacing | None) -> None:
     """Import what every run needs once, before the first run's clock starts (a missing one fails the run)."""
+    pace_loop(pacing)
     for name in SDK_MODULES:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

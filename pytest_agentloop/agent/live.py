@@ -13,8 +13,10 @@ so runs and judging overlap. Fresh runs go to
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import queue
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +88,16 @@ def register_live(config: pytest.Config) -> None:
     folder = config.rootpath / settings_of(config).artifacts_dir / "runs" / run_id
     plugin = LiveRuns(config, live, setup, run_id, folder)
     config.pluginmanager.register(plugin, LiveRuns.name)
-    if not config.option.collectonly:
-        plugin.pool.warm()
+    if not config.option.collectonly and not _xdist_controller(config):
+        plugin.pool.warm()  # the SDK import starts now, beside collection; the controller runs no agent
     config.stash[RUN_SOURCE_KEY] = plugin
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(LiveXdistHooks(run_id), "agentloop-live-xdist")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands items to xdist workers (and so never runs an agent itself)."""
+    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
 
 
 class LiveXdistHooks:
@@ -122,6 +129,9 @@ class LiveRuns:
         self.described: set[str] = set()
         self.flaky: dict[str, str] = {}
         self.checked: dict[str, str] = {}
+        self.lock = threading.RLock()
+        self.closing = False
+        self.grader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agentloop-live-grader")
         """The run each item checked (its first that did not fail); its other runs are the repeats."""
 
     # -- planning -------------------------------------------------------------------
@@ -144,7 +154,7 @@ class LiveRuns:
                 self.items[item.nodeid] = item
             question = from_record(recorded)
             self.item_keys[item.nodeid] = [self._plan(question, n, planned, labels) for n in range(self.live.repeat)]
-        self.pool.start(list(planned.values()), self.finished.put)
+        self.pool.start(list(planned.values()), self._finished)
         if not planned:
             return
         self._say(
@@ -216,26 +226,39 @@ class LiveRuns:
         """Fresh verdicts go to the run's folder, never the tracked verdicts.jsonl."""
         return self.folder / "verdicts.jsonl"
 
+    def _finished(self, key: str) -> None:
+        """A run ended (on the live loop): wake a waiting item, and start grading on the grader thread.
+
+        Grading starts the moment a run ends, not when the main thread next looks: it may be waiting
+        for another eval's verdict meanwhile.
+        """
+        self.finished.put(key)
+        if not self.closing and not hasattr(self.config, "workerinput"):
+            with contextlib.suppress(RuntimeError):  # shut down: the session is finishing
+                self.grader.submit(self._grade_finished)
+
     def _grade_finished(self) -> None:
         """Start rubric grading for every item whose run has finished (controller only: it runs every item)."""
-        if hasattr(self.config, "workerinput") or PLANNER_KEY not in self.config.stash:
+        if hasattr(self.config, "workerinput") or PLANNER_KEY not in self.config.stash or self.closing:
             return
         planner = self.config.stash[PLANNER_KEY]
-        for nodeid, item in self.items.items():
-            if nodeid in self.submitted or not item.judged:
-                continue
-            try:
-                planner.submit(item.grade_request())
-            except RunPending:
-                continue  # its run (or, with repeats, the run it checks) has not finished
-            except AgentloopError:
-                pass  # failed runs: the item's setup reports it
-            self.submitted.add(nodeid)
+        with self.lock:  # the main thread and the grader thread: one submission per eval
+            for nodeid, item in self.items.items():
+                if nodeid in self.submitted or not item.judged:
+                    continue
+                try:
+                    planner.submit(item.grade_request())
+                except RunPending:
+                    continue  # its run (or, with repeats, the run it checks) has not finished
+                except AgentloopError:
+                    pass  # failed runs: the item's setup reports it
+                self.submitted.add(nodeid)
 
     def _describe(self, item: pytest.Item, record: TraceRecord) -> None:
-        if item.nodeid in self.described:
-            return
-        self.described.add(item.nodeid)
+        with self.lock:
+            if item.nodeid in self.described:
+                return
+            self.described.add(item.nodeid)
         data = json.loads((record.run_dir / "record.json").read_text(encoding="utf-8"))
         usage = data.get("usage") or {}
         item.user_properties.extend(
@@ -282,9 +305,11 @@ class LiveRuns:
 
     # -- the end ---------------------------------------------------------------------
 
-    @pytest.hookimpl
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Stop the pool (runs not yet started are cancelled)."""
+        """Stop grading (before the judge stops) and the pool (runs not yet started are cancelled)."""
+        self.closing = True
+        self.grader.shutdown(wait=True)
         self.pool.close()
 
     @pytest.hookimpl
@@ -311,6 +336,7 @@ class LiveRuns:
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Unregister (the pool is closed at session finish)."""
+        self.grader.shutdown(wait=False)
         self.pool.close()
         for name in (LiveRuns.name, "agentloop-live-xdist"):
             plugin = config.pluginmanager.get_plugin(name)

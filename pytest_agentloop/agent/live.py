@@ -129,10 +129,11 @@ class LiveRuns:
         self.described: set[str] = set()
         self.flaky: dict[str, str] = {}
         self.checked: dict[str, str] = {}
+        """The run each item checked (its first that did not fail); its other runs are the repeats."""
         self.lock = threading.RLock()
         self.closing = False
         self.grader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agentloop-live-grader")
-        """The run each item checked (its first that did not fail); its other runs are the repeats."""
+        """Starts rubric grading as runs end, while the main thread waits for other evals' verdicts."""
 
     # -- planning -------------------------------------------------------------------
 

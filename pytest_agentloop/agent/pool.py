@@ -30,7 +30,7 @@ from pytest_agentloop.spend import Decision, Hold, MoneyBudget
 from pytest_agentloop.traces.store import TraceRecord
 
 Done = Callable[[str], None]
-PROBE_POLL = 0.05  # seconds between looks at the ledger while the session's first run prices runs
+PROBE_POLL = 0.1  # seconds between looks at the ledger while the session's first run prices runs
 
 
 @dataclass(frozen=True)

@@ -30,5 +30,5 @@ def test_live_runs_and_the_judge_stay_under_the_endpoint_rate(
     if rate:
         result.assert_outcomes(passed=20, deselected=3)
         assert rejected == [] and len(admitted) == 27  # 5 runs of 4 model calls and 7 judge calls, no 429
-    else:  # the same session unpaced: the runs' first calls arrive together, pass the limit, and runs fail
-        assert rejected and result.parseoutcomes()["errors"] > 0
+    else:  # the same session unpaced: the runs' first calls arrive together and pass the limit
+        assert rejected

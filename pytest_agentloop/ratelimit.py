@@ -166,6 +166,5 @@ def _number(text: str | None) -> float | None:
 
 
 def endpoint_budget(url: str, key_env: str, limit: RateLimit, state_dir: Path) -> RateBudget:
-    """The budget of one endpoint (base URL and the variable its key is read from): the judge and live runs
-    share it when they reach the same endpoint with the same key."""
+    """One endpoint's budget (base URL and key variable): the judge and live runs that reach it share it."""
     return RateBudget(f"{url.rstrip('/')}\x1f{key_env}", limit, state_dir)

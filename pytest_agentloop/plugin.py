@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_agentloop.agent.budget import register_budget
 from pytest_agentloop.agent.live import register_live
 from pytest_agentloop.agent.options import add_options as add_live_options
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY
@@ -75,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
     settings = settings_of(config)
     _register_shard_selector(config, settings)
+    register_budget(config)  # before the live runs and the judge, which hold money against it
     register_live(config)
     if settings.backend is Backend.PROMPTFOO:
         from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin

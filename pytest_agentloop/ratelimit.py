@@ -14,16 +14,14 @@ is nearly spent.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from pytest_agentloop.recordings import digest
+from pytest_agentloop.sharedfile import SharedJson
 
 Clock = Callable[[], float]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -84,19 +82,16 @@ class RateBudget:
     def __init__(self, endpoint: str, limit: RateLimit, state_dir: Path, clock: Clock = time.time) -> None:
         self.limit = limit
         self.clock = clock
-        state_dir.mkdir(parents=True, exist_ok=True)
-        name = "rate-" + digest(endpoint)
-        self.path = state_dir / f"{name}.json"
-        self._lock = FileLock(state_dir / f"{name}.lock")
+        self._file = SharedJson(state_dir / f"rate-{digest(endpoint)}.json")
+        self.path, self._lock = self._file.path, self._file.lock
         self.waited = 0.0
 
     # -- the bucket, under the file lock -------------------------------------------------
 
     def _load(self, now: float) -> _Bucket:
         try:
-            data = json.loads(self.path.read_text())
-            bucket = _Bucket(**data)
-        except (OSError, ValueError, TypeError):
+            bucket = _Bucket(**(self._file.read() or {}))
+        except TypeError:
             bucket = _Bucket(self.REQUEST_BURST, self._burst(self.limit.tpm or 0), now, *self._pace())
         elapsed = max(0.0, now - bucket.stamp)
         bucket.requests = min(self.REQUEST_BURST, bucket.requests + elapsed * bucket.rpm / 60)
@@ -112,9 +107,7 @@ class RateBudget:
         return max(1.0, per_minute / 60 * self.BURST_SECONDS)
 
     def _save(self, bucket: _Bucket) -> None:
-        temp = self.path.with_suffix(".tmp")
-        temp.write_text(json.dumps(bucket.__dict__))
-        temp.replace(self.path)
+        self._file.write(bucket.__dict__)
 
     def try_take(self, tokens: int = 0) -> float:
         """Take one request (and ``tokens``) if available: returns 0, else the seconds to wait."""
@@ -170,3 +163,8 @@ def _number(text: str | None) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
+
+
+def endpoint_budget(url: str, key_env: str, limit: RateLimit, state_dir: Path) -> RateBudget:
+    """One endpoint's budget (base URL and key variable): the judge and live runs that reach it share it."""
+    return RateBudget(f"{url.rstrip('/')}\x1f{key_env}", limit, state_dir)

@@ -32,12 +32,13 @@ from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
 from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, survey
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
 from pytest_agentloop.results import EvalResult, Outcome, Selection
+from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
 
 WORKER_KEY = "agentloop"
 __all__ = ["AgentloopSession", "XdistHooks", "is_worker"]
 
 
-def endpoint_for(settings: Settings, root: Path) -> JudgeEndpoint:
+def endpoint_for(settings: Settings, root: Path, money: MoneyBudget | None = None) -> JudgeEndpoint:
     """The judge endpoint the settings describe (key read from the environment; rate budget under ``root``)."""
     return JudgeEndpoint(
         model=settings.judge_model,
@@ -51,6 +52,7 @@ def endpoint_for(settings: Settings, root: Path) -> JudgeEndpoint:
         schema=settings.judge_schema is JudgeSchema.ON,
         rate=settings.rate,
         rate_dir=settings.rate_dir(root),
+        money=money,
     )
 
 
@@ -151,7 +153,7 @@ class AgentloopSession:
             return
         judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
         self.planner = JudgePlanner(
-            endpoint_for(self.settings, self.config.rootpath),
+            endpoint_for(self.settings, self.config.rootpath, self.config.stash.get(MONEY_KEY, None)),
             self.settings.judge_mode,
             self.settings.concurrency,
             self._write_verdicts,

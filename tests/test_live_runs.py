@@ -15,6 +15,7 @@ import engine.telemetry.local_processor
 import engine.traces.models.canonical_span  # noqa: F401
 import pydantic.root_model  # noqa: F401
 import pytest
+import yaml
 from agent_scripts import escape_steps
 
 import pytest_agentloop.agent.builtin
@@ -127,14 +128,49 @@ def test_live_runs_the_example_and_checks_the_fresh_runs(
     assert all(cost is not None and cost > 0 for cost in run_costs.values())
 
 
+BROKEN = [Reply(tool_calls=(ToolCall("no_such_tool", {}),))]  # the SDK raises: the run fails
+
+
+def broken_server(example: Path) -> Server:
+    """trace-02's run calls a tool that does not exist, trace-04's reads outside the dataroom: both fail."""
+    return Server(scripts(example, trace_02=BROKEN, trace_04=escape_steps()))
+
+
+def evals_on(example: Path, *labels: str) -> set[str]:
+    """Node ids of the example's evals that check the runs ``labels``."""
+    return {
+        f"evals/diligence/{path.name}::{spec['id']}"
+        for path in sorted((example / "diligence").glob("*.eval.yaml"))
+        for spec in yaml.safe_load(path.read_text())["evals"]
+        if spec.get("trace") in labels
+    }
+
+
+def check_broken_outcomes(result: pytest.RunResult, server: Server, example: Path) -> None:
+    """The failed runs' evals are errors, every other eval passes, and each question ran once (serial or -n 2)."""
+    outcomes = _outcomes(result)
+    assert len(outcomes) == 20 and {n for n, s in outcomes.items() if s != "PASSED"} == evals_on(
+        example, "trace-02", "trace-04"
+    )
+    assert set(outcomes.values()) == {"PASSED", "ERROR"}
+    assert server.agent.calls == {  # four model calls a question; the broken ones stop at their failing call
+        "runway and burn": 4,
+        "revenue quality": 1,
+        "customer concentration": 4,
+        "security review": 1,
+        "unsupported metrics": 4,
+    }
+
+
 def test_failed_live_runs_make_errors_not_passes(
     pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
 ) -> None:
-    broken = {"trace_02": [Reply(fault=None, tool_calls=(ToolCall("no_such_tool", {}),))], "trace_04": escape_steps()}
-    fake_openai.set_responder(Server(scripts(example_copy, **broken)))
-    result = pytester.runpytest(*live_env)
+    server = broken_server(example_copy)
+    fake_openai.set_responder(server)
+    result = pytester.runpytest(*live_env, "-v")
     result.assert_outcomes(errors=9, passed=11, deselected=3)  # trace-02's five evals, trace-04's four
     result.stdout.fnmatch_lines(["*live run trace-04 (trace *, harness v001) failed: *refused path '../harness.yaml'*"])
+    check_broken_outcomes(result, server, example_copy)
 
 
 def test_a_timed_out_live_run_is_an_error(
@@ -198,29 +234,29 @@ def _outcomes(result: pytest.RunResult) -> dict[str, str]:
 def test_xdist_gives_the_same_outcomes_and_runs_each_question_once(
     pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
 ) -> None:
-    serial_server = Server(scripts(example_copy, trace_04=escape_steps()))
-    fake_openai.set_responder(serial_server)
-    serial = _outcomes(pytester.runpytest(*live_env, "-v"))
-    parallel_server = Server(scripts(example_copy, trace_04=escape_steps()))
-    fake_openai.set_responder(parallel_server)
+    """The serial outcomes are pinned by check_broken_outcomes (test_failed_live_runs_make_errors_not_passes)."""
+    server = broken_server(example_copy)
+    fake_openai.set_responder(server)
     result = pytester.runpytest(*live_env, "-v", "-n", "2")
-    assert _outcomes(result) == serial and len(serial) == 20
-    assert list(serial.values()).count("ERROR") == 4
-    assert parallel_server.agent.calls == serial_server.agent.calls  # each question ran once, not once per worker
-    assert parallel_server.agent.calls["runway and burn"] == 4 and parallel_server.agent.calls["security review"] == 1
-    assert len(list((pytester.path / ".agentloop" / "runs").iterdir())) == 2  # one folder per session, workers share it
+    check_broken_outcomes(result, server, example_copy)  # each question ran once, not once per worker
+    assert len(list((pytester.path / ".agentloop" / "runs").iterdir())) == 1  # one folder, the workers share it
 
 
 def test_the_budget_stops_starting_runs(
     pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, live_env: list[str]
 ) -> None:
+    pytester.makeini(LIVE_INI + "agentloop_prices = judge-1 0 0\n")
     fake_openai.set_responder(Server(scripts(example_copy)))
-    # one run: 4 calls of 11 in / 7 out tokens at gpt-5.1 prices = $0.000335; a second would pass $0.0005
+    # one run: 4 calls of 11 in / 7 out tokens at gpt-5.1 prices = $0.000335; a second would pass $0.0005.
+    # (The ledger is shared by xdist workers: tests/test_budget.py runs judge calls against it under -n 2.)
     result = pytester.runpytest(*live_env, "--agentloop-budget=0.0005")
-    runs = list((fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json"))
-    assert len(runs) == 1
+    runs = [json.loads(p.read_text()) for p in (fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json")]
+    assert len(runs) == 1 and sum(r["cost_usd"] for r in runs) <= 0.0005
     result.stdout.fnmatch_lines(
-        ["*live run trace-0* not started: the budget of $0.0005 could be passed ($0.0003 spent*"]
+        [
+            "*live run trace-0* not started: the budget of $0.0005 could be passed ($0.0003 spent*",
+            "agentloop budget: $0.0003 of $0.0005 spent; * live runs or judge calls not started",
+        ]
     )
     outcomes = result.parseoutcomes()
     assert outcomes["errors"] >= 15 and outcomes["errors"] + outcomes.get("passed", 0) == 20
@@ -277,3 +313,36 @@ def test_repeats_report_the_majority_and_flag_flaky_evals(
     assert 'name="live_pass_at_3" value="true"' in junit and 'name="live_passes" value="2/3"' in junit
     labels = sorted(p.parent.name for p in (fresh_store(pytester.path) / "traces" / "runs").glob("*/record.json"))
     assert labels == ["trace-01", "trace-01.r2", "trace-01.r3"]
+
+
+@pytest.mark.parametrize(
+    ("variants", "outcome", "message"),
+    [
+        (
+            ["broken", "good", "broken"],
+            {"failed": 1},
+            "*the live run checked first passed, but the majority of 3 runs failed: 1/3 passed (2 of the runs failed)*",
+        ),
+        (["broken", "broken", "broken"], {"errors": 1}, "*all 3 live runs failed: live run trace-01 *no_such_tool*"),
+    ],
+    ids=["failed-runs-are-failing-samples", "all-failed-is-an-error"],
+)
+def test_with_repeats_a_failed_run_is_a_failing_sample(
+    pytester: pytest.Pytester,
+    example_copy: Path,
+    fake_openai: FakeOpenAI,
+    live_env: list[str],
+    variants: list[str],
+    outcome: dict[str, int],
+    message: str,
+) -> None:
+    good = recorded_steps(example_copy / "diligence" / "traces" / "runs" / "trace-01")
+    steps = [{"good": good, "broken": BROKEN}[name] for name in variants]
+    fake_openai.set_responder(Variants(Server(scripts(example_copy)), "runway and burn", steps))
+    args = ["-k", "runway-named", "--agentloop-live-repeat=3", "--agentloop-live-concurrency=1", "--junitxml=out.xml"]
+    result = pytester.runpytest(*live_env, *args)
+    result.assert_outcomes(**outcome, deselected=22)
+    result.stdout.fnmatch_lines([message])
+    if "failed" in outcome:
+        junit = (pytester.path / "out.xml").read_text()
+        assert 'name="live_run_errors" value="2"' in junit and 'name="live_pass_at_3" value="true"' in junit

@@ -15,7 +15,8 @@ Tools receive an :class:`AgentContext` (``ctx.context``) holding the run's
 working directory, the dataroom and the metadata. Each event loop gets its
 own ``AsyncOpenAI`` client (the SDK's shared client fails on a second loop),
 reused by the runs on it; the client reads ``OPENAI_API_KEY`` and
-``OPENAI_BASE_URL``.
+``OPENAI_BASE_URL``, and with ``--agentloop-rate`` waits for the endpoint's
+rate budget (:mod:`~pytest_agentloop.agent.pacing`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from pytest_agentloop.agent.errors import AgentConfigError, require
 from pytest_agentloop.agent.harness import Harness
+from pytest_agentloop.agent.pacing import Pacing, paced_http_client
 from pytest_agentloop.agent.runner import Question
 
 DEFAULT_MAX_TURNS = 20
@@ -117,16 +119,27 @@ async def run_sdk_agent(
 
 
 _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+_PACING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pacing] = weakref.WeakKeyDictionary()
+
+
+def pace_loop(pacing: Pacing | None) -> None:
+    """Clients made on the running loop from now on wait for the endpoint's rate budget (``--agentloop-rate``)."""
+    if pacing is not None:
+        _PACING[asyncio.get_running_loop()] = pacing
 
 
 def loop_client() -> Any:
     """One ``AsyncOpenAI`` client per event loop (and endpoint): made once, as its TLS setup is costly."""
     from openai import AsyncOpenAI
 
-    key = (os.environ.get("OPENAI_BASE_URL", ""), os.environ.get("OPENAI_API_KEY", ""))
-    clients = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    base_url = os.environ.get("OPENAI_BASE_URL", "")
+    key = (base_url, os.environ.get("OPENAI_API_KEY", ""))
+    loop = asyncio.get_running_loop()
+    clients = _CLIENTS.setdefault(loop, {})
     if key not in clients:
-        clients[key] = AsyncOpenAI()
+        pacing = _PACING.get(loop)
+        http_client = None if pacing is None else paced_http_client(pacing, base_url or None)
+        clients[key] = AsyncOpenAI(http_client=http_client)
     return clients[key]
 
 

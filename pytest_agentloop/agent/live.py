@@ -12,15 +12,19 @@ so runs and judging overlap. Fresh runs go to
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import queue
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.errors import AgentConfigError, RunFailed
 from pytest_agentloop.agent.options import LiveSettings, build_live_settings
+from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.pool import LivePool, Planned
 from pytest_agentloop.agent.questions import QuestionSpec, from_record
 from pytest_agentloop.agent.repeats import RepeatOutcome, combine_report, other_passes
@@ -30,6 +34,7 @@ from pytest_agentloop.collect import EvalItem, store_for
 from pytest_agentloop.config import JudgeMode, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.planner import PLANNER_KEY
+from pytest_agentloop.spend import MONEY_KEY
 from pytest_agentloop.traces.store import TraceRecord
 
 RUN_ID_KEY = "agentloop_live_run_id"
@@ -83,11 +88,16 @@ def register_live(config: pytest.Config) -> None:
     folder = config.rootpath / settings_of(config).artifacts_dir / "runs" / run_id
     plugin = LiveRuns(config, live, setup, run_id, folder)
     config.pluginmanager.register(plugin, LiveRuns.name)
-    if not config.option.collectonly:
-        plugin.pool.warm()
+    if not config.option.collectonly and not _xdist_controller(config):
+        plugin.pool.warm()  # the SDK import starts now, beside collection; the controller runs no agent
     config.stash[RUN_SOURCE_KEY] = plugin
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(LiveXdistHooks(run_id), "agentloop-live-xdist")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands items to xdist workers (and so never runs an agent itself)."""
+    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
 
 
 class LiveXdistHooks:
@@ -109,13 +119,21 @@ class LiveRuns:
 
     def __init__(self, config: pytest.Config, live: LiveSettings, setup: AgentSetup, run_id: str, folder: Path):
         self.config, self.live, self.setup, self.run_id, self.folder = config, live, setup, run_id, folder
-        self.pool = LivePool(setup, folder, live.concurrency, live.budget)
+        settings = settings_of(config)
+        pacing = Pacing(settings.rate, settings.rate_dir(config.rootpath), live.key_env) if settings.rate else None
+        self.pool = LivePool(setup, folder, live.concurrency, config.stash.get(MONEY_KEY, None), pacing)
         self.item_keys: dict[str, list[str]] = {}
         self.items: dict[str, EvalItem] = {}
         self.finished: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.submitted: set[str] = set()
         self.described: set[str] = set()
         self.flaky: dict[str, str] = {}
+        self.checked: dict[str, str] = {}
+        """The run each item checked (its first that did not fail); its other runs are the repeats."""
+        self.lock = threading.RLock()
+        self.closing = False
+        self.grader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agentloop-live-grader")
+        """Starts rubric grading as runs end, while the main thread waits for other evals' verdicts."""
 
     # -- planning -------------------------------------------------------------------
 
@@ -137,7 +155,7 @@ class LiveRuns:
                 self.items[item.nodeid] = item
             question = from_record(recorded)
             self.item_keys[item.nodeid] = [self._plan(question, n, planned, labels) for n in range(self.live.repeat)]
-        self.pool.start(list(planned.values()), self.finished.put)
+        self.pool.start(list(planned.values()), self._finished)
         if not planned:
             return
         self._say(
@@ -168,14 +186,32 @@ class LiveRuns:
     # -- the run source ---------------------------------------------------------------
 
     def record_for(self, item: pytest.Item, wait: bool = True) -> TraceRecord:
-        """The fresh run ``item`` checks (the first of its repeats)."""
+        """The fresh run ``item`` checks: its first run that did not fail (with repeats, failed runs are samples)."""
         keys = self.item_keys.get(item.nodeid)
         if not keys:
             self._recorded(item)  # raises the store's own error
             raise RunPending(f"no live run planned for {item.nodeid}")
-        future = self.pool.futures[keys[0]]
-        if not wait and not future.done():
-            raise RunPending(f"the live run for {item.nodeid} has not finished")
+        failures: list[AgentloopError] = []
+        for key in keys:
+            future = self.pool.futures[key]
+            if not wait and not future.done():
+                raise RunPending(f"the live run for {item.nodeid} has not finished")
+            if wait:
+                self._wait_for(future)
+            try:
+                record = future.result()
+            except AgentloopError as exc:
+                failures.append(exc)
+                continue
+            self.checked[item.nodeid] = key
+            self._describe(item, record)
+            return record
+        if len(failures) == 1:
+            raise failures[0]
+        raise RunFailed(f"all {len(keys)} live runs failed: " + "; ".join(str(f) for f in failures))
+
+    def _wait_for(self, future: concurrent.futures.Future[TraceRecord]) -> None:
+        """Wait for one run, grading finished runs meanwhile and saying how far the runs are."""
         waited = 0.0
         while not future.done():
             try:
@@ -186,33 +222,44 @@ class LiveRuns:
                     self._say(f"agentloop: live: {self._done_count()}/{len(self.pool.futures)} runs finished")
             self._grade_finished()
         self._grade_finished()
-        record = future.result()
-        self._describe(item, record)
-        return record
 
     def verdicts_path(self, item: pytest.Item) -> Path:
         """Fresh verdicts go to the run's folder, never the tracked verdicts.jsonl."""
         return self.folder / "verdicts.jsonl"
 
+    def _finished(self, key: str) -> None:
+        """A run ended (on the live loop): wake a waiting item, and start grading on the grader thread.
+
+        Grading starts the moment a run ends, not when the main thread next looks: it may be waiting
+        for another eval's verdict meanwhile.
+        """
+        self.finished.put(key)
+        if not self.closing and not hasattr(self.config, "workerinput"):
+            with contextlib.suppress(RuntimeError):  # shut down: the session is finishing
+                self.grader.submit(self._grade_finished)
+
     def _grade_finished(self) -> None:
         """Start rubric grading for every item whose run has finished (controller only: it runs every item)."""
-        if hasattr(self.config, "workerinput") or PLANNER_KEY not in self.config.stash:
+        if hasattr(self.config, "workerinput") or PLANNER_KEY not in self.config.stash or self.closing:
             return
         planner = self.config.stash[PLANNER_KEY]
-        for nodeid, item in self.items.items():
-            keys = self.item_keys[nodeid]
-            if nodeid in self.submitted or not item.judged or not self.pool.futures[keys[0]].done():
-                continue
-            self.submitted.add(nodeid)
-            try:
-                planner.submit(item.grade_request())
-            except AgentloopError:
-                continue  # a failed run: the item's setup reports it
+        with self.lock:  # the main thread and the grader thread: one submission per eval
+            for nodeid, item in self.items.items():
+                if nodeid in self.submitted or not item.judged:
+                    continue
+                try:
+                    planner.submit(item.grade_request())
+                except RunPending:
+                    continue  # its run (or, with repeats, the run it checks) has not finished
+                except AgentloopError:
+                    pass  # failed runs: the item's setup reports it
+                self.submitted.add(nodeid)
 
     def _describe(self, item: pytest.Item, record: TraceRecord) -> None:
-        if item.nodeid in self.described:
-            return
-        self.described.add(item.nodeid)
+        with self.lock:
+            if item.nodeid in self.described:
+                return
+            self.described.add(item.nodeid)
         data = json.loads((record.run_dir / "record.json").read_text(encoding="utf-8"))
         usage = data.get("usage") or {}
         item.user_properties.extend(
@@ -239,13 +286,14 @@ class LiveRuns:
         if call.when != "call" or len(keys) < 2 or not isinstance(item, EvalItem) or report.skipped:
             return report
         records: list[TraceRecord | AgentloopError] = []
-        for key in keys[1:]:
+        for key in (k for k in keys if k != self.checked.get(item.nodeid)):
             try:
                 records.append(self.pool.futures[key].result())
             except AgentloopError as exc:
                 records.append(exc)
         planner = self.config.stash.get(PLANNER_KEY, None)
-        outcome = RepeatOutcome((report.passed, *other_passes(item, records, planner)))
+        errors = sum(isinstance(r, AgentloopError) for r in records)
+        outcome = RepeatOutcome((report.passed, *other_passes(item, records, planner)), errors)
         combine_report(item, report, outcome)
         return report
 
@@ -258,9 +306,11 @@ class LiveRuns:
 
     # -- the end ---------------------------------------------------------------------
 
-    @pytest.hookimpl
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Stop the pool (runs not yet started are cancelled)."""
+        """Stop grading (before the judge stops) and the pool (runs not yet started are cancelled)."""
+        self.closing = True
+        self.grader.shutdown(wait=True)
         self.pool.close()
 
     @pytest.hookimpl
@@ -287,6 +337,7 @@ class LiveRuns:
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Unregister (the pool is closed at session finish)."""
+        self.grader.shutdown(wait=False)
         self.pool.close()
         for name in (LiveRuns.name, "agentloop-live-xdist"):
             plugin = config.pluginmanager.get_plugin(name)

@@ -42,7 +42,12 @@ def add_options(group: pytest.OptionGroup, parser: pytest.Parser, add_settings: 
                 "run each question K times; report pass@k and the majority (default: 1)",
             ),
             ("live-timeout", "SECONDS", positive_float, "a live run still going after this fails (default: 600)"),
-            ("budget", "USD", positive_float, "start no live run that could take the session's agent cost past USD"),
+            (
+                "budget",
+                "USD",
+                positive_float,
+                "start no live run or judge call that could take the session's cost past USD",
+            ),
         ],
     )
     parser.addini("agentloop_agent", default="", help="the agent: package.module:function, or 'harness' (built-in)")

@@ -16,18 +16,21 @@ import importlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
+from pytest_agentloop.agent.builtin import pace_loop
 from pytest_agentloop.agent.errors import BudgetExhausted, RunFailed
+from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
 from pytest_agentloop.agent.setup import AgentSetup
+from pytest_agentloop.spend import Decision, Hold, MoneyBudget
 from pytest_agentloop.traces.store import TraceRecord
 
 Done = Callable[[str], None]
+PROBE_POLL = 0.1  # seconds between looks at the ledger while the session's first run prices runs
 
 
 @dataclass(frozen=True)
@@ -60,51 +63,25 @@ def load_run(run_dir: Path) -> TraceRecord:
     )
 
 
-@dataclass
-class Ledger:
-    """Agent money spent and reserved in this process, against the session's budget."""
-
-    budget: float | None
-    spent: float = 0.0
-    largest: float = 0.0
-    in_flight: int = 0
-    settled: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def probing(self) -> bool:
-        """With a budget, the first run goes alone: until it ends there is no cost to estimate from."""
-        return self.budget is not None and self.settled == 0 and self.in_flight > 0
-
-    def reserve(self) -> bool:
-        """Whether one more run may start: spent, plus every run in flight and this one at the dearest run's cost."""
-        with self.lock:
-            if self.budget is not None and self.spent + (self.in_flight + 1) * self.largest > self.budget:
-                return False
-            self.in_flight += 1
-            return True
-
-    def settle(self, cost: float | None) -> None:
-        """A run finished, costing ``cost``."""
-        with self.lock:
-            self.in_flight -= 1
-            self.settled += 1
-            self.spent += cost or 0.0
-            self.largest = max(self.largest, cost or 0.0)
-
-
 class LivePool:
     """Starts runs as soon as they are planned; hands out their records when done."""
 
-    def __init__(self, setup: AgentSetup, folder: Path, concurrency: int, budget: float | None) -> None:
-        self.setup, self.folder, self.concurrency = setup, folder, concurrency
+    def __init__(
+        self,
+        setup: AgentSetup,
+        folder: Path,
+        concurrency: int,
+        money: MoneyBudget | None,
+        pacing: Pacing | None = None,
+    ) -> None:
+        self.setup, self.folder, self.concurrency, self.pacing = setup, folder, concurrency, pacing
         self.store = folder / "traces"
-        self.ledger = Ledger(budget)
+        self.ledger = money.ledger() if money is not None else None
         self.futures: dict[str, concurrent.futures.Future[TraceRecord]] = {}
         self.ran_here = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._gate: asyncio.Semaphore | None = None
-        self._settled: asyncio.Event | None = None
 
     def warm(self) -> None:
         """Start the loop thread and import the SDK there, while pytest collects (runs start later)."""
@@ -112,7 +89,7 @@ class LivePool:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._loop.run_forever, name="agentloop-live", daemon=True)
             self._thread.start()
-            self._loop.call_soon_threadsafe(_import_sdk)
+            self._loop.call_soon_threadsafe(_import_sdk, self.pacing)
 
     def start(self, planned: list[Planned], done: Done) -> None:
         """Start every planned run (each key once); ``done(key)`` is called as each finishes."""
@@ -141,14 +118,13 @@ class LivePool:
 
     async def _obtain(self, plan: Planned) -> TraceRecord:
         if self._gate is None:
-            self._gate, self._settled = asyncio.Semaphore(self.concurrency), asyncio.Event()
+            self._gate = asyncio.Semaphore(self.concurrency)
         run_dir = self.store / "runs" / plan.label
         lock = FileLock(self.folder / "locks" / f"{plan.key}.lock", thread_local=False)
         try:
             lock.acquire(timeout=0)
-        except Timeout:  # another process runs it: wait for it to finish, then read it
-            await asyncio.to_thread(_wait_then_release, lock)
-            return load_run(run_dir)
+        except Timeout:  # another process runs it: wait for it; if it was not run (budget), try here
+            await asyncio.to_thread(lock.acquire)
         try:
             if not (run_dir / "record.json").is_file():
                 await self._run(plan)
@@ -159,15 +135,9 @@ class LivePool:
     async def _run(self, plan: Planned) -> None:
         from pytest_agentloop.agent.capture import capture_run
 
-        assert self._gate is not None and self._settled is not None
+        assert self._gate is not None
         async with self._gate:
-            while self.ledger.probing():
-                await self._settled.wait()
-            if not self.ledger.reserve():
-                raise BudgetExhausted(
-                    f"live run {plan.label} not started: the budget of ${self.ledger.budget:g} could be passed "
-                    f"(${self.ledger.spent:.4f} spent; raise --agentloop-budget)"
-                )
+            hold = await self._hold(plan)
             cost: float | None = None
             try:
                 options = self.setup.options(plan.question, "live")
@@ -177,8 +147,20 @@ class LivePool:
                 cost = run.cost_usd
                 self.ran_here += 1
             finally:
-                self.ledger.settle(cost)
-                self._settled.set()
+                if self.ledger is not None and hold is not None:
+                    await asyncio.to_thread(self.ledger.settle, hold, cost)
+
+    async def _hold(self, plan: Planned) -> Hold | None:
+        """Hold the run's likely cost against the session's budget (waiting while the first run probes it)."""
+        if self.ledger is None:
+            return None
+        while True:
+            decision, hold = await asyncio.to_thread(self.ledger.try_hold, None)
+            if decision is Decision.GO:
+                return hold
+            if decision is Decision.REFUSE:
+                raise BudgetExhausted(f"live run {plan.label} not started: {self.ledger.refusal()}")
+            await asyncio.sleep(PROBE_POLL)
 
 
 SDK_MODULES = (
@@ -192,8 +174,9 @@ SDK_MODULES = (
 )
 
 
-def _import_sdk() -> None:
+def _import_sdk(pacing: Pacing | None) -> None:
     """Import what every run needs once, before the first run's clock starts (a missing one fails the run)."""
+    pace_loop(pacing)
     for name in SDK_MODULES:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -208,8 +191,3 @@ def _notify(done: Done, key: str) -> Callable[[concurrent.futures.Future[TraceRe
         done(key)
 
     return callback
-
-
-def _wait_then_release(lock: Any) -> None:
-    lock.acquire()
-    lock.release()

@@ -1,10 +1,13 @@
 """``--agentloop-live-repeat=K``: each eval checked on K fresh runs; pass@k and the majority decide.
 
-The eval item checks the first run as usual (its failure report is the one
-shown); the other runs are checked here with the same literal assertions and
-rubric. The majority of the K runs is the eval's outcome; pass@k (any run
-passed) and the pass count go to the report's properties, and an eval whose
-runs disagree is flagged flaky, as judge repeats are.
+The eval item checks its first run that did not fail as usual (its failure
+report is the one shown); the other runs are checked here with the same
+literal assertions and rubric. A run that raised, timed out or was not
+started is a failing sample, not an error: only when all K runs failed is
+the eval an error. The majority of the K runs is the eval's outcome; pass@k
+(any of the K runs passed; failed runs count as not passing) and the pass
+count go to the report's properties, and an eval whose runs disagree is
+flagged flaky, as judge repeats are.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class RepeatOutcome:
     """How an eval did on each of its K runs."""
 
     passes: tuple[bool, ...]
+    errors: int = 0
+    """Runs that failed (raised, timed out, not started): counted among the failing samples."""
 
     @property
     def k(self) -> int:
@@ -50,6 +55,7 @@ class RepeatOutcome:
             ("live_passes", f"{sum(self.passes)}/{self.k}"),
             (f"live_pass_at_{self.k}", str(any(self.passes)).lower()),
             ("live_flaky", str(self.flaky).lower()),
+            ("live_run_errors", str(self.errors)),
         ]
 
 
@@ -91,16 +97,17 @@ def combine_report(item: pytest.Item, report: pytest.TestReport, outcome: Repeat
         report.longrepr = None
     elif not outcome.majority and first:
         report.outcome = "failed"
+        failed_runs = f" ({outcome.errors} of the runs failed)" if outcome.errors else ""
         report.longrepr = (
-            f"the first live run passed, but the majority of {outcome.k} runs failed: "
-            f"{sum(outcome.passes)}/{outcome.k} passed"
+            f"the live run checked first passed, but the majority of {outcome.k} runs failed: "
+            f"{sum(outcome.passes)}/{outcome.k} passed{failed_runs}"
         )
 
 
 def other_passes(
     item: EvalItem, records: list[TraceRecord | AgentloopError], planner: JudgePlanner | None
 ) -> list[bool]:
-    """Pass or fail on runs 2..K (a failed run fails)."""
+    """Pass or fail on the other runs (a failed run fails)."""
     return [
         not isinstance(record, AgentloopError) and passes_on(item, record, number, planner)
         for number, record in enumerate(records, 2)

@@ -25,6 +25,7 @@ import pydantic
 from pytest_agentloop.config import JudgeApi
 from pytest_agentloop.judge.endpoint import JudgeEndpoint, JudgeError
 from pytest_agentloop.judge.rubric import VERDICT_SCHEMA, ParsedVerdict, Prompt, parse_verdict
+from pytest_agentloop.judge.spending import paid
 
 TIMEOUTS = (httpx.TimeoutException, httpcore.TimeoutException, TimeoutError)
 SCHEMA_WORDS = ("response_format", "text.format", "json_schema", "structured output", "schema")
@@ -91,11 +92,13 @@ class OpenAIJudge:
             max_retries=endpoint.max_retries,
         )
         self.budget = endpoint.budget()
+        self.money = endpoint.money.ledger() if endpoint.money else None
         # The client imports each API's module on first use (~0.6 s); do it now, before any call is timed.
         _ = self._client.chat if self.api is JudgeApi.CHAT else self._client.responses
 
     async def _paced(self, prompt: Prompt, call: Callable[[], Awaitable[Any]]) -> Any:
         """Wait for the endpoint's rate budget, make the call, learn from its rate-limit headers."""
+        call = paid(self.money, self.endpoint, estimate_tokens(prompt, 0), call)  # --agentloop-budget
         if self.budget is None:
             return (await call()).parse()
         await self.budget.acquire(estimate_tokens(prompt, self.endpoint.max_tokens))

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from pytest_agentloop.config import DEFAULT_KEY_ENV, JudgeApi
 from pytest_agentloop.errors import AgentloopError
-from pytest_agentloop.ratelimit import RateBudget, RateLimit
+from pytest_agentloop.ratelimit import RateBudget, RateLimit, endpoint_budget
+from pytest_agentloop.spend import MoneyBudget
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_HOSTS = ("api.openai.com",)
@@ -35,6 +36,8 @@ class JudgeEndpoint:
     rate: RateLimit | None = None
     rate_dir: Path | None = None
     """Where the endpoint's shared rate budget lives (one per session, under the artifacts folder)."""
+    money: MoneyBudget | None = None
+    """The session's money budget (``--agentloop-budget``) its calls are held against."""
 
     @property
     def url(self) -> str:
@@ -65,4 +68,4 @@ class JudgeEndpoint:
         """The shared request budget of this endpoint (base URL and key), when a rate is set."""
         if self.rate is None or self.rate_dir is None:
             return None
-        return RateBudget(f"{self.url}\x1f{self.key_env}", self.rate, self.rate_dir)
+        return endpoint_budget(self.url, self.key_env, self.rate, self.rate_dir)

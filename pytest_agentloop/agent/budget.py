@@ -1,0 +1,79 @@
+"""Wiring of ``--agentloop-budget``: the session's ledger, shared with xdist workers, and its summary line.
+
+The ledger itself is :mod:`pytest_agentloop.spend`; live runs
+(:mod:`~pytest_agentloop.agent.pool`) and judge calls
+(:mod:`~pytest_agentloop.judge.spending`) hold money against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_agentloop.agent.cost import cost_of, parse_prices
+from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.options import build_live_settings
+from pytest_agentloop.config import JudgeMode, is_worker, settings_of
+from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
+
+SESSION_KEY = "agentloop_budget_session"
+
+
+def register_budget(config: pytest.Config) -> None:
+    """With a budget, put the session's :class:`MoneyBudget` in the stash (usage errors raised here)."""
+    live = build_live_settings(config)
+    if live.budget is None:
+        return
+    settings = settings_of(config)
+    try:
+        table = parse_prices(list(live.prices))
+    except AgentConfigError as exc:
+        raise pytest.UsageError(f"--agentloop-budget: {exc}") from None
+    calls = settings.judge_mode in (JudgeMode.RECORD, JudgeMode.REFRESH)
+    if calls and cost_of(settings.judge_model, 1, 1, table) is None:
+        raise pytest.UsageError(
+            f"--agentloop-budget cannot price judge model {settings.judge_model}: add a line "
+            f"'{settings.judge_model} USD_PER_1M_IN USD_PER_1M_OUT' to the ini option agentloop_prices"
+        )
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and SESSION_KEY in workerinput:
+        session = str(workerinput[SESSION_KEY])
+    else:
+        session = str(getattr(config.pluginmanager.get_plugin("agentloop-session"), "run_id", "session"))
+    budget = MoneyBudget(live.budget, settings.rate_dir(config.rootpath), session, live.prices)
+    config.stash[MONEY_KEY] = budget
+    config.pluginmanager.register(SessionBudget(budget), SessionBudget.name)
+
+
+class SessionBudget:
+    """Hands the ledger's name to workers; the controller reports what was spent and removes the ledger."""
+
+    name = "agentloop-budget"
+
+    def __init__(self, budget: MoneyBudget) -> None:
+        self.budget = budget
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Every worker holds money against the controller's ledger."""
+        node.workerinput[SESSION_KEY] = self.budget.session
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+        """``agentloop budget: $S of $L spent; N runs or judge calls not started``."""
+        if is_worker(config):
+            return
+        state = self.budget.ledger().state()
+        refused = f"; {state['refused']:g} live runs or judge calls not started" if state["refused"] else ""
+        terminalreporter.write_line(
+            f"agentloop budget: ${state['spent']:.4f} of ${self.budget.limit:g} spent{refused}",
+            yellow=bool(state["refused"]),
+        )
+
+    @pytest.hookimpl
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The controller removes the session's ledger file; unregister."""
+        if not is_worker(config):
+            self.budget.ledger().file.remove()
+        config.pluginmanager.unregister(self)

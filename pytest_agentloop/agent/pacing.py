@@ -1,0 +1,49 @@
+"""``--agentloop-rate`` for live runs: the built-in runner's client waits for the endpoint's rate budget.
+
+The Agents SDK makes its model calls itself, so the budget sits in the HTTP
+client handed to it: an httpx request hook takes a call from the endpoint's
+:class:`~pytest_agentloop.ratelimit.RateBudget` before each request leaves (SDK
+retries included), and a response hook lets it learn from the
+``x-ratelimit-*`` headers. No SDK internals are patched. The budget is the
+judge's when both reach the same endpoint with the same key variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop.ratelimit import RateLimit, endpoint_budget
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """The session's rate (``--agentloop-rate``), where budgets live, and the agent's key variable."""
+
+    limit: RateLimit
+    state_dir: Path
+    key_env: str
+
+
+def paced_http_client(pacing: Pacing, base_url: str | None) -> Any:
+    """An ``httpx.AsyncClient`` (the openai client's defaults) whose requests wait for the endpoint's budget."""
+    import httpx
+    from openai import DefaultAsyncHttpxClient
+
+    budget = endpoint_budget(base_url or DEFAULT_BASE_URL, pacing.key_env, pacing.limit, pacing.state_dir)
+
+    async def before(request: httpx.Request) -> None:
+        try:
+            size = len(request.content)
+        except httpx.RequestNotRead:
+            size = 0
+        await budget.acquire(size // 4)  # about 4 bytes a token, as the judge estimates its prompts
+
+    async def after(response: httpx.Response) -> None:
+        await asyncio.to_thread(budget.observe, response.headers)
+
+    return DefaultAsyncHttpxClient(event_hooks={"request": [before], "response": [after]})

@@ -108,14 +108,16 @@ def run_lines(run: int, pairs: int, tpl: tuple[str, str, str]) -> list[str]:
             start = 1000 * i + 500 * j
             values = {"trace": trace, "span": f"{run:08x}{2 * i + j + 1:08x}", "parent": root_id}
             lines.append(template % {**values, "start": _time(start), "end": _time(start + 400)})
-    lines.append(tpl[0] % {"trace": trace, "span": root_id, "parent": "", "start": _time(0), "end": _time(1000 * pairs)})
+    root = {"trace": trace, "span": root_id, "parent": "", "start": _time(0), "end": _time(1000 * pairs)}
+    lines.append(tpl[0] % root)
     return lines
 
 
 def write_project(root: Path, size: int, runs: int, store_format: int, failing: int) -> Path:
     """The project: pytest.ini, one eval per run, the store. Returns the store's (first) span file."""
     store = root / "evals" / "traces"
-    tpl = tuple(t.replace("%", "%%").replace("%%(", "%(") for t in templates(store_format == 2))
+    tpl = templates(store_format == 2)
+    assert all(t.count("%") == 5 for t in tpl), "the texts must hold no % of their own"
     pair = len(run_lines(0, 1, tpl)[0]) + len(run_lines(0, 1, tpl)[1])
     pairs = max(1, size // runs // pair)
     (root / "pytest.ini").write_text("[pytest]\n")
@@ -136,8 +138,8 @@ def write_project(root: Path, size: int, runs: int, store_format: int, failing: 
                 (folder / "spans.jsonl").write_text(lines, encoding="utf-8")
             else:
                 out.write(lines)
-            word = "nowhere" if run < failing else "runway"
-            evals.append(f"  - {{id: e{run:03d}, title: E{run}, trace: {label}, assert: [{{type: contains, value: {word}}}]}}")
+            check = f"{{type: contains, value: {'nowhere' if run < failing else 'runway'}}}"
+            evals.append(f"  - {{id: e{run:03d}, title: E{run}, trace: {label}, assert: [{check}]}}")
     (root / "evals" / "bench.eval.yaml").write_text("\n".join(evals) + "\n")
     return shared if store_format == 1 else store / "runs" / "run-000" / "spans.jsonl"
 
@@ -157,17 +159,16 @@ def measured(args: list[str], cwd: Path) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, output
 
 
-def streaming_parse(files: list[Path]) -> tuple[float, int, int]:
-    """Seconds to ``json.loads`` every line of ``files`` one at a time; lines and bytes."""
+def streaming_parse(files: list[Path]) -> tuple[float, int]:
+    """Seconds to ``json.loads`` every line of ``files`` one at a time, and how many lines."""
     started = time.perf_counter()
-    count = size = 0
+    count = 0
     for path in files:
         with path.open("rb") as handle:
             for line in handle:
                 json.loads(line)
                 count += 1
-                size += len(line)
-    return time.perf_counter() - started, count, size
+    return time.perf_counter() - started, count
 
 
 def main() -> None:
@@ -184,8 +185,10 @@ def main() -> None:
         write_project(root, args.size_mb << 20, args.runs, args.format, args.failing)
         files = sorted((root / "evals" / "traces").rglob("spans.jsonl"))
         total = sum(p.stat().st_size for p in files)
-        print(f"store: {total / 2**20:.0f} MB of span lines, {args.runs} runs, format {args.format}, "
-              f"written in {time.perf_counter() - started:.1f} s")
+        print(
+            f"store: {total / 2**20:.0f} MB of span lines, {args.runs} runs, format {args.format}, "
+            f"written in {time.perf_counter() - started:.1f} s"
+        )
         pytest = [sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider"]
         plain_wall, plain_peak, _ = measured(pytest, root)
         wall, peak, output = measured([*pytest, "--agentloop-handoff=out/handoff.md"], root)
@@ -194,7 +197,7 @@ def main() -> None:
         context = root / "out" / "handoff.context.jsonl"
         with context.open("rb") as handle:
             context_lines = sum(1 for _ in handle)
-        parse, lines, size = streaming_parse(files)
+        parse, lines = streaming_parse(files)
         print(f"plain run (no handoff): wall {plain_wall:.1f} s, peak {plain_peak:.0f} MB")
         print(f"context: {context.stat().st_size / 2**20:.0f} MB, {context_lines} lines (store: {lines} lines)")
         print(

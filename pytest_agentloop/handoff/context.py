@@ -38,7 +38,7 @@ VOLATILE = {"duration", "run_started"}  # differs run to run; kept out so the sa
 #: (the first by trace id), the rest their root spans only. See "What the optimization context carries".
 PASSING_TRACES_IN_FULL = 20
 
-DATASET_CONTEXT = """\
+DATASET_CONTEXT = f"""\
 This JSONL holds an LLM agent's own traces plus synthetic evidence spans written by pytest-agentloop.
 Agent spans follow OpenInference (AGENT, LLM, TOOL). Synthetic spans have kind SPAN_KIND_INTERNAL and
 one of these names; the JSON payload is in attributes["input.value"], the origin in
@@ -51,8 +51,8 @@ attributes["optimizer.signal_source"]:
 - EVAL_RESULT (on its source trace): one gate row; status STATUS_CODE_ERROR with a failure signature when it failed.
 - GATE_SUMMARY (global trace): totals; holdout evals are reported only as counts by tag and never individually.
 Every trace with a failed or erroring eval, or with feedback, carries all its agent spans. Of the traces whose
-evals all passed, up to 20 do (as a contrast); the others carry only their root span (question and answer), and
-GATE_SUMMARY's "context" field counts them.
+evals all passed, up to {PASSING_TRACES_IN_FULL} do (as a contrast); the others carry only their root span
+(question and answer), and GATE_SUMMARY's "context" field counts them.
 Trace ids of agent runs are 32 hex chars; the global evidence trace is named by GATE_SUMMARY's trace_id."""
 
 

@@ -8,8 +8,8 @@ hang under them. :meth:`SpanIndex.write` then copies each trace's lines, sorted
 by (start time, span id), into the output. A line is copied byte for byte when
 its text already is ``json.dumps(span, ensure_ascii=False)``; any other line
 (another separator style, escapes) is serialised that way once, while the file
-is read, into a spool file, and copied from there. Memory stays at roughly a
-hundred bytes a line however long the lines are.
+is read, into a spool file, and copied from there. Memory grows by about 130
+bytes a kept line, however long the lines are.
 """
 
 from __future__ import annotations

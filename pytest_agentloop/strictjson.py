@@ -8,7 +8,10 @@ from typing import Any
 
 def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook`` that refuses a repeated key (ValueError naming it)."""
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = dict(pairs)  # in C; the loop below runs only to name a repeated key
+    if len(data) == len(pairs):
+        return data
+    data = {}
     for key, value in pairs:
         if key in data:
             raise ValueError(f"key {key!r} appears twice")

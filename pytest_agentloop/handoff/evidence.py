@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from pytest_agentloop.formats import check
 from pytest_agentloop.handoff.context import Evidence
 from pytest_agentloop.results import EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
+from pytest_agentloop.traces.spanindex import SpanSource
 from pytest_agentloop.traces.store import TraceRecord, TraceStore, find_store_root
 from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, expanded_size, load_yaml
 
@@ -90,27 +92,41 @@ def _plain(value: Any) -> Any:
 
 
 def gather(
-    results: list[EvalResult], root: Path, traces_dirname: str, harness: Path | None, feedback: list[Path]
+    results: list[EvalResult],
+    root: Path,
+    traces_dirname: str,
+    harness: Path | None,
+    feedback: list[Path],
+    *,
+    extra_stores: Sequence[Path] = (),
 ) -> Evidence:
-    """Specs, recorded runs, span lines, feedback and harness for the traces the results touch."""
+    """Specs, recorded runs, where their span lines are, feedback and harness for the traces the results touch.
+
+    ``extra_stores`` are trace stores beyond those beside the eval files (the
+    fresh runs of ``--agentloop-live``). No span line is read here: the context
+    writer streams them (see :mod:`pytest_agentloop.handoff.context`).
+    """
     specs, stores = _suites(results, root, traces_dirname)
+    known = {store.root.resolve() for store in stores}
+    stores += [TraceStore(path) for path in extra_stores if path.resolve() not in known and (path / "runs").is_dir()]
     wanted = {r.trace_id for r in results}
     records: dict[str, TraceRecord] = {}
-    spans: list[dict[str, Any]] = []
+    sources: list[SpanSource] = []
     for store in stores:
-        for record in store:
-            if record.trace_id in wanted and record.trace_id not in records:
-                records[record.trace_id] = record
-                spans.extend(store.spans(record.trace_id))
+        found = [r for r in store if r.trace_id in wanted and r.trace_id not in records]
+        records.update((r.trace_id, r) for r in found)
+        if found:
+            ids = frozenset(r.trace_id for r in found)
+            sources.append(SpanSource(tuple(store.span_files(ids)), ids))
     harness_data = read_harness(harness)
     version = str((harness_data or {}).get("version") or next((r.harness_version for r in records.values()), ""))
     return Evidence(
         results=tuple(sorted(results, key=lambda r: r.nodeid)),
         specs=specs,
         records=tuple(sorted(records.values(), key=lambda r: r.trace_id)),
-        agent_spans=tuple(spans),
         feedback=tuple(read_feedback(feedback)),
         harness=harness_data,
         project_id=(harness_data or {}).get("project_id", "agentloop"),
         harness_version=version,
+        span_sources=tuple(sources),
     )

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_agentloop.fileio import write_atomic
-from pytest_agentloop.handoff.context import DATASET_CONTEXT, Evidence, build_context, to_jsonl
+from pytest_agentloop.fileio import copy_atomic, open_atomic, write_atomic
+from pytest_agentloop.handoff.context import DATASET_CONTEXT, Evidence, write_context
 from pytest_agentloop.handoff.halo import HaloSettings, build_prompt, run_halo
 from pytest_agentloop.handoff.report import RunInfo, check_report, evidence_handoff, header
 
@@ -56,9 +56,10 @@ def holdout_note(evidence: Evidence) -> str:
     )
 
 
-def write_run_files(run_dir: Path, run: RunInfo, evidence: Evidence, context_text: str) -> None:
-    """Keep what a later `agentloop handoff RUN_DIR` needs: results, the context, the config used."""
-    write_atomic(run_dir / "context.jsonl", context_text)
+def write_run_files(run_dir: Path, run: RunInfo, evidence: Evidence, context_text: str | None = None) -> None:
+    """Keep what a later `agentloop handoff RUN_DIR` needs: results, the config used (and the context, if given)."""
+    if context_text is not None:
+        write_atomic(run_dir / "context.jsonl", context_text)
     write_atomic(run_dir / "results.json", json.dumps([r.to_json() for r in evidence.results], indent=2) + "\n")
     meta: dict[str, Any] = {
         "run_id": run.run_id,
@@ -71,6 +72,22 @@ def write_run_files(run_dir: Path, run: RunInfo, evidence: Evidence, context_tex
     write_atomic(run_dir / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
 
 
+def save_context(
+    evidence: Evidence, run_dir: Path, target: Path, text: str | None = None, file: Path | None = None
+) -> Path:
+    """``run_dir/context.jsonl`` (what HALO reads) and its copy beside ``target``; returns the copy."""
+    saved = run_dir / "context.jsonl"
+    if text is not None:
+        write_atomic(saved, text)
+    elif file is None:
+        with open_atomic(saved) as handle:
+            write_context(evidence, handle, spool_dir=run_dir)
+    elif file.resolve() != saved.resolve():
+        copy_atomic(file, saved)
+    copy = target.with_suffix(".context.jsonl")
+    return copy if copy.resolve() == saved.resolve() else copy_atomic(saved, copy)
+
+
 def produce(
     evidence: Evidence,
     run: RunInfo,
@@ -80,12 +97,18 @@ def produce(
     say: Say,
     why_no_halo: str = "",
     context_text: str | None = None,
+    *,
+    context_file: Path | None = None,
 ) -> HandoffOutcome:
-    """Write the context beside ``target``, then the HALO handoff, or the evidence-only one."""
+    """Write the context beside ``target``, then the HALO handoff, or the evidence-only one.
+
+    The context is ``context_text``, or the file ``context_file`` (a saved
+    run's), or else written from ``evidence`` as a stream into
+    ``run_dir/context.jsonl``; the copy beside ``target`` is copied from it.
+    """
     outcome = HandoffOutcome(run_dir=run_dir)
-    context_text = context_text if context_text is not None else to_jsonl(build_context(evidence))
-    outcome.context = write_atomic(target.with_suffix(".context.jsonl"), context_text)
-    write_run_files(run_dir, run, evidence, context_text)
+    outcome.context = save_context(evidence, run_dir, target, context_text, context_file)
+    write_run_files(run_dir, run, evidence)
     report = None
     if halo is None:
         why = why_no_halo

@@ -55,6 +55,14 @@ def halo_or_reason(settings: Settings) -> tuple[HaloSettings | None, str]:
     return halo, ""
 
 
+def live_stores(config: pytest.Config) -> list[Path]:
+    """The store ``--agentloop-live`` wrote this session's fresh runs into, if it ran."""
+    from pytest_agentloop.agent.live import LiveRuns
+
+    live = config.pluginmanager.get_plugin(LiveRuns.name)
+    return [live.pool.store] if isinstance(live, LiveRuns) else []
+
+
 def write_handoff(
     config: pytest.Config, settings: Settings, results: list[EvalResult], say: Say, run_id: str
 ) -> HandoffOutcome:
@@ -64,7 +72,8 @@ def write_handoff(
     target = Path(settings.handoff) if settings.handoff else artifacts / "handoff.md"
     target = target if target.is_absolute() else Path.cwd() / target
     harness = root / settings.harness if settings.harness else None
-    evidence = gather(results, root, settings.traces_dirname, harness, [Path(p) for p in settings.feedback])
+    feedback = [Path(p) for p in settings.feedback]
+    evidence = gather(results, root, settings.traces_dirname, harness, feedback, extra_stores=live_stores(config))
     command = shlex.join(["pytest", *config.invocation_params.args])
     run = RunInfo(run_id=run_id, harness_version=evidence.harness_version, command=command)
     halo, why = halo_or_reason(settings)
@@ -75,7 +84,6 @@ def rerun_handoff(run_dir: Path, settings: Settings, target: Path | None, say: S
     """Run HALO again over a saved run's context, without rerunning the tests."""
     meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     results = [EvalResult.from_json(r) for r in json.loads((run_dir / "results.json").read_text(encoding="utf-8"))]
-    context_text = (run_dir / "context.jsonl").read_text(encoding="utf-8")
     evidence = Evidence(
         results=tuple(results),
         specs={},
@@ -86,7 +94,8 @@ def rerun_handoff(run_dir: Path, settings: Settings, target: Path | None, say: S
     )
     run = RunInfo(run_id=str(meta["run_id"]), harness_version=evidence.harness_version, command=str(meta["command"]))
     halo, why = halo_or_reason(settings)
-    return _noted(produce(evidence, run, target or run_dir / "handoff.md", run_dir, halo, say, why, context_text), why)
+    target = target or run_dir / "handoff.md"
+    return _noted(produce(evidence, run, target, run_dir, halo, say, why, context_file=run_dir / "context.jsonl"), why)
 
 
 def _noted(outcome: HandoffOutcome, why: str) -> HandoffOutcome:

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_agentloop.assertions.artifacts import UnsafePath, safe_join
 from pytest_agentloop.errors import TraceStoreError
 from pytest_agentloop.formats import FormatError, check, provenance_of
 from pytest_agentloop.strictjson import no_duplicate_keys
+from pytest_agentloop.traces.quickcheck import span_fits
 
 STORE_FORMAT = 1
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -204,49 +205,94 @@ class TraceStore:
         """The JSONL file of span lines for every run in the store."""
         return self.root / "spans.jsonl"
 
+    def span_files(self, trace_ids: Collection[str] | None = None) -> list[Path]:
+        """The files holding span lines, in reading order: spans.jsonl, then each run's own (format 2).
+
+        With ``trace_ids``, only those runs' own files (the shared file is always
+        read). Each file must resolve inside the store.
+        """
+        runs = [r for r in self._records if trace_ids is None or r.trace_id in trace_ids]
+        files = [self.spans_path, *(r.run_dir / "spans.jsonl" for r in runs)]
+        return [inside(self.root, path) for path in files if path.is_file() or path.is_symlink()]
+
     def spans(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         """Span lines of one trace (or all): the store's spans.jsonl, then each run's own (format 2).
 
         Every line is validated; an error names the file and the line.
         """
         wanted = None if trace_id is None else normalize_trace_id(trace_id)
-        files = [self.spans_path, *(r.run_dir / "spans.jsonl" for r in self._records)]
-        lines: list[dict[str, Any]] = []
-        for path in files:
-            if path.is_file() or path.is_symlink():
-                lines.extend(_read_spans(inside(self.root, path), wanted))
-        return lines
+        return [
+            line.span
+            for path in self.span_files()
+            for line in iter_spans(path)
+            if wanted is None or line.span["trace_id"] == wanted
+        ]
 
 
-def _read_spans(path: Path, wanted: str | None) -> list[dict[str, Any]]:
-    """The validated span lines of ``path`` whose trace id is ``wanted`` (all when None), in file order."""
-    lines = []
-    with path.open(encoding="utf-8", errors="strict") as handle:
-        for number, line in enumerate(_lines(path, handle), 1):
-            if line.strip():
-                span = _span(path, number, line)
-                if wanted is None or span["trace_id"] == wanted:
-                    lines.append(span)
-    return lines
+class SpanLine(NamedTuple):
+    """One validated span line and where it sits in its file.
+
+    ``size`` counts the line's bytes without its line ending; ``text`` may
+    still end in ``\\n`` (cutting it off would copy every line once more).
+    """
+
+    number: int
+    offset: int
+    size: int
+    text: str
+    span: dict[str, Any]
 
 
-def _lines(path: Path, handle: Any) -> Iterator[str]:
-    try:
-        yield from handle
-    except UnicodeDecodeError as exc:
-        raise TraceStoreError(f"span lines are not UTF-8 text (byte {exc.start})", path=path) from None
+def iter_spans(path: Path) -> Iterator[SpanLine]:
+    """The span lines of ``path`` in file order, each validated (errors name the file and line); streamed.
+
+    Lines end at ``\\n``, ``\\r\\n`` or ``\\r`` (as Python's text mode reads them);
+    blank lines count but yield nothing.
+    """
+    for number, offset, size, data in _numbered_lines(path):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = offset + exc.start
+            raise TraceStoreError(f"span lines are not UTF-8 text (byte {where})", path=path, line=number) from None
+        if text and not text.isspace():
+            yield SpanLine(number, offset, size, text, _span(path, number, text))
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, int, int, bytes]]:
+    """(line number, byte offset, size without the line ending, the bytes) of every line of ``path``."""
+    number = offset = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            if b"\r" not in raw:
+                number += 1
+                yield number, offset, len(raw) - raw.endswith(b"\n"), raw
+            else:  # rare: CRLF endings or lone CRs, split as text mode would
+                start = offset
+                for piece in raw.removesuffix(b"\n").removesuffix(b"\r").split(b"\r"):
+                    number += 1
+                    yield number, start, len(piece), piece
+                    start += len(piece) + 1
+            offset += len(raw)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=no_duplicate_keys)  # one for all lines: json.loads makes one a call
 
 
 def _span(path: Path, number: int, line: str) -> dict[str, Any]:
-    """One validated span line."""
+    """One validated span line (the quick check first; the full schema check, with its message, when unsure)."""
     try:
-        span = json.loads(line, object_pairs_hook=no_duplicate_keys)
+        if line.startswith("\ufeff"):  # what json.loads says; the decoder itself does not check
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+        span = _DECODER.decode(line)
     except json.JSONDecodeError as exc:
         raise TraceStoreError(f"span line is not JSON: {exc.msg}", path=path, line=number) from None
     except (ValueError, RecursionError) as exc:
         raise TraceStoreError(f"span line is not JSON: {exc}", path=path, line=number) from None
     if not isinstance(span, dict):
         raise TraceStoreError("span line must be a JSON object", path=path, line=number)
+    if span_fits()(span):
+        return span
     try:
         check("span", span, path, line=number)
     except FormatError as exc:

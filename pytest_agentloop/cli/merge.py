@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,7 +118,14 @@ def _handoff(
 
     target = Path(args.handoff)
     target = target if target.is_absolute() else Path.cwd() / target
-    evidence = gather(results, root, settings.traces_dirname, written.harness, written.feedback, **_live(written))
+    evidence = gather(
+        results,
+        root,
+        settings.traces_dirname,
+        written.harness,
+        written.feedback,
+        extra_stores=[written.traces] if written.traces is not None else [],
+    )
     command = shlex.join(["agentloop", "merge", *args.shards, "--handoff", args.handoff])
     run = HandoffRun(run_id=run_id, harness_version=evidence.harness_version, command=command)
     halo, why = halo_or_reason(settings)
@@ -127,15 +133,6 @@ def _handoff(
     if why.startswith("HALO is not installed"):
         outcome.notes.append(why)
     return outcome
-
-
-def _live(written: Materialised) -> dict[str, object]:
-    """The merged live store for ``gather``, as a single run hands it its own (once gather takes ``extra_stores``)."""
-    from pytest_agentloop.handoff.evidence import gather
-
-    if written.traces is None or "extra_stores" not in inspect.signature(gather).parameters:
-        return {}
-    return {"extra_stores": [written.traces]}
 
 
 def _say(

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pytest_agentloop.config import DEFAULT_KEY_ENV, JudgeApi
 from pytest_agentloop.errors import AgentloopError
-from pytest_agentloop.ratelimit import RateBudget, RateLimit
+from pytest_agentloop.ratelimit import RateBudget, RateLimit, endpoint_budget
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_HOSTS = ("api.openai.com",)
@@ -63,6 +63,4 @@ class JudgeEndpoint:
 
     def budget(self) -> RateBudget | None:
         """The shared request budget of this endpoint (base URL and key), when a rate is set."""
-        if self.rate is None or self.rate_dir is None:
-            return None
-        return RateBudget(f"{self.url}\x1f{self.key_env}", self.rate, self.rate_dir)
+        return endpoint_budget(self.url, self.key_env, self.rate, self.rate_dir)

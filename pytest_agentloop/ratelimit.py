@@ -77,10 +77,10 @@ class RateBudget:
     """A token bucket for one endpoint, kept in ``state_dir`` so every process of a session shares it."""
 
     BURST_SECONDS = 1.0  # tokens: at most one second's worth at once, what a per-second limiter accepts
-    # Requests go out evenly spaced, with at most a quarter of a second's worth of credit (at least one call):
-    # enough that a call taken late (a busy machine, a sleep that overslept) does not lose its slot for good,
-    # while the endpoint's own bucket (a second's worth of calls) is left to absorb network jitter.
-    REQUEST_BURST_SECONDS = 0.25
+    # Requests go out evenly spaced, with a little credit: enough that a call taken late (a busy machine, a sleep
+    # that overslept) does not lose its slot for good, never more than half of the endpoint's own bucket (a second's
+    # worth of calls), which is left to absorb network jitter. Two calls, or a quarter second's worth when more.
+    REQUEST_CREDIT_SECONDS = 0.25
 
     def __init__(self, endpoint: str, limit: RateLimit, state_dir: Path, clock: Clock = time.time) -> None:
         self.limit = limit
@@ -111,7 +111,8 @@ class RateBudget:
         return self.limit.rpm, self.limit.tpm
 
     def _request_burst(self, rpm: float) -> float:
-        return max(1.0, rpm / 60 * self.REQUEST_BURST_SECONDS)
+        per_second = rpm / 60
+        return max(1.0, min(per_second / 2, max(2.0, per_second * self.REQUEST_CREDIT_SECONDS)))
 
     def _burst(self, per_minute: float) -> float:
         return max(1.0, per_minute / 60 * self.BURST_SECONDS)

@@ -138,3 +138,27 @@ def test_halo_is_given_the_relay_only_with_a_budget(tmp_path: Path) -> None:
     relayed = asyncio.run(url_of(paced))
     assert relayed is not None and relayed.startswith("http://127.0.0.1:") and relayed.endswith("/v1")
     assert relayed != plain.base_url
+
+
+def test_halo_in_process_draws_on_the_endpoints_budget(
+    pytester: pytest.Pytester, example_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_handoff import REPORT, _ini, halo_script, run_with_halo
+
+    _ini(pytester)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with FakeOpenAI(halo_script(REPORT), rpm=RPM) as server:
+        result = run_with_halo(
+            pytester,
+            "evals",
+            "--agentloop-handoff=out/handoff.md",
+            "--agentloop-judge=off",
+            f"--agentloop-judge-base-url={server.base_url}",
+            "--agentloop-judge-model=judge-1",
+            f"--agentloop-rate={RPM}",
+        )
+        accepted, rejected = server.rate_limited
+    result.stdout.fnmatch_lines(["handoff (HALO): *out/handoff.md"])
+    assert len(accepted) == 2 and rejected == []  # HALO's two calls, through the relay
+    assert [r.path for r in server.requests] == ["/v1/responses"] * 2
+    assert list((pytester.path / ".agentloop" / "rate").glob("rate-*.json"))  # the judge's budget file, no judge ran

@@ -41,7 +41,7 @@ def test_calls_go_out_evenly_spaced(tmp_path: Path) -> None:
     assert budget.try_take() == pytest.approx(0.1)
     clock.now += 0.1
     assert budget.try_take() == 0.0
-    clock.now += 5.0  # idle time builds a quarter second's credit at most: 2.5 calls at 600 rpm
+    clock.now += 5.0  # idle time builds a little credit at most: a quarter second's worth, 2.5 calls at 600 rpm
     assert [budget.try_take() == 0.0 for _ in range(3)] == [True, True, False]
 
 
@@ -57,11 +57,13 @@ def test_a_call_taken_late_keeps_the_pace(tmp_path: Path) -> None:
     assert 1.0 >= taken / (clock.now - 1000.0) / 10 >= 0.99
 
 
-def test_slow_rates_never_burst(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("rpm", "burst"), [(60, 1), (120, 1), (300, 2), (6000, 25)])
+def test_credit_stays_under_half_the_endpoints_bucket(tmp_path: Path, rpm: int, burst: int) -> None:
     clock = Clock()
-    budget = RateBudget("http://x", RateLimit(60), tmp_path, clock)
-    clock.now += 60.0
-    assert [budget.try_take() == 0.0 for _ in range(2)] == [True, False]
+    budget = RateBudget("http://x", RateLimit(rpm), tmp_path, clock)
+    assert budget.try_take() == 0.0
+    clock.now += 60.0  # a long idle time
+    assert sum(budget.try_take() == 0.0 for _ in range(burst + 5)) == burst
 
 
 def test_token_budget_paces_large_calls(tmp_path: Path) -> None:

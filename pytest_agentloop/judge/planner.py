@@ -132,11 +132,13 @@ CLIENT_MODULE = "pytest_agentloop.judge.client"
 
 
 def warm_up() -> None:
-    """Import the judge's HTTP client on a thread of its own while pytest collects, off the first call's path."""
+    """Import the judge's HTTP client on a thread of its own while pytest collects, off the first call's path.
+
+    Not a daemon: an import cut short at interpreter exit is worse than waiting for it in a session that ends
+    before it does.
+    """
     if CLIENT_MODULE not in sys.modules:
-        threading.Thread(
-            target=importlib.import_module, args=(CLIENT_MODULE,), name="agentloop-warm-up", daemon=True
-        ).start()
+        threading.Thread(target=importlib.import_module, args=(CLIENT_MODULE,), name="agentloop-warm-up").start()
 
 
 class JudgePlanner:

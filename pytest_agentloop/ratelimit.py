@@ -75,15 +75,17 @@ class RateBudget:
     """A token bucket for one endpoint, kept in ``state_dir`` so every process of a session shares it."""
 
     BURST_SECONDS = 1.0  # tokens: at most one second's worth at once, what a per-second limiter accepts
-    # Requests go out evenly spaced, never in a burst: connection set-up and scheduling bunch calls on their way,
-    # and the endpoint's own bucket (a second's worth of calls) must be left to absorb that, not spent by us.
-    REQUEST_BURST = 1.0
+    # Requests go out evenly spaced, with a little credit: enough that a call taken late (a busy machine, a sleep
+    # that overslept) does not lose its slot for good, never more than half of the endpoint's own bucket (a second's
+    # worth of calls), which is left to absorb network jitter. Two calls, or a quarter second's worth when more.
+    REQUEST_CREDIT_SECONDS = 0.25
 
     def __init__(self, endpoint: str, limit: RateLimit, state_dir: Path, clock: Clock = time.time) -> None:
         self.limit = limit
         self.clock = clock
         self._file = SharedJson(state_dir / f"rate-{digest(endpoint)}.json")
         self.path, self._lock = self._file.path, self._file.lock
+        self._turn: asyncio.Lock | None = None
         self.waited = 0.0
 
     # -- the bucket, under the file lock -------------------------------------------------
@@ -92,9 +94,9 @@ class RateBudget:
         try:
             bucket = _Bucket(**(self._file.read() or {}))
         except TypeError:
-            bucket = _Bucket(self.REQUEST_BURST, self._burst(self.limit.tpm or 0), now, *self._pace())
+            bucket = _Bucket(1.0, self._burst(self.limit.tpm or 0), now, *self._pace())
         elapsed = max(0.0, now - bucket.stamp)
-        bucket.requests = min(self.REQUEST_BURST, bucket.requests + elapsed * bucket.rpm / 60)
+        bucket.requests = min(self._request_burst(bucket.rpm), bucket.requests + elapsed * bucket.rpm / 60)
         if bucket.tpm:
             bucket.tokens = min(self._burst(bucket.tpm), bucket.tokens + elapsed * bucket.tpm / 60)
         bucket.stamp = now
@@ -102,6 +104,10 @@ class RateBudget:
 
     def _pace(self) -> tuple[float, float | None]:
         return self.limit.rpm, self.limit.tpm
+
+    def _request_burst(self, rpm: float) -> float:
+        per_second = rpm / 60
+        return max(1.0, min(per_second / 2, max(2.0, per_second * self.REQUEST_CREDIT_SECONDS)))
 
     def _burst(self, per_minute: float) -> float:
         return max(1.0, per_minute / 60 * self.BURST_SECONDS)
@@ -128,13 +134,19 @@ class RateBudget:
             return wait
 
     async def acquire(self, tokens: int = 0) -> None:
-        """Wait until a call (of about ``tokens`` tokens) fits the budget, then take it."""
-        while True:
-            wait = await asyncio.to_thread(self.try_take, tokens)
-            if not wait:
-                return
-            self.waited += wait
-            await asyncio.sleep(wait)
+        """Wait until a call (of about ``tokens`` tokens) fits the budget, then take it.
+
+        Callers of one process queue for their turn (first come, first served): only the head of the queue
+        polls the shared file, so 64 waiting calls cost one file read a slot, not 64 (use on one event loop).
+        """
+        self._turn = self._turn or asyncio.Lock()
+        async with self._turn:
+            while True:
+                wait = await asyncio.to_thread(self.try_take, tokens)
+                if not wait:
+                    return
+                self.waited += wait
+                await asyncio.sleep(wait)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn from a response's ``x-ratelimit-*`` headers: the key's real limit, and a pause near its end."""
@@ -158,13 +170,20 @@ class RateBudget:
             self._save(bucket)
 
 
+def endpoint_budget(url: str, key_env: str, limit: RateLimit | None, state_dir: Path | None) -> RateBudget | None:
+    """The one budget of an endpoint (its base URL and the variable its key is read from), when a rate is set.
+
+    Every caller that names the same endpoint gets the same bucket file: the judge, insights and generation,
+    a live agent run through the plugin's client; ``state_dir`` is ``Settings.rate_dir(root)``.
+    """
+    if limit is None or state_dir is None:
+        return None
+    return RateBudget(f"{url.rstrip('/')}\x1f{key_env}", limit, state_dir)
+
+
 def _number(text: str | None) -> float | None:
     try:
         return float(text) if text is not None else None
     except ValueError:
         return None
 
-
-def endpoint_budget(url: str, key_env: str, limit: RateLimit, state_dir: Path) -> RateBudget:
-    """One endpoint's budget (base URL and key variable): the judge and live runs that reach it share it."""
-    return RateBudget(f"{url.rstrip('/')}\x1f{key_env}", limit, state_dir)

@@ -28,7 +28,8 @@ from pytest_agentloop.gate.run import GateRun
 from pytest_agentloop.handoff.produce import HandoffOutcome
 from pytest_agentloop.handoff.writer import new_run_id, write_handoff
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
-from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
+from pytest_agentloop.judge.lookahead import queued_items
+from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner, warm_up
 from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, survey
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
 from pytest_agentloop.results import EvalResult, Outcome, Selection
@@ -92,6 +93,9 @@ class AgentloopSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Check the baseline (and the history, when the gate is asked for) before any eval runs."""
+        calls = self.settings.judge_mode in (JudgeMode.RECORD, JudgeMode.REFRESH)
+        if calls and evaluates(self.config) and not _xdist_controller(self.config):
+            warm_up()
         if is_worker(self.config) or not evaluates(self.config):
             return
         try:
@@ -165,10 +169,11 @@ class AgentloopSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        """On an xdist worker, start grading the next item while this one runs (it is known to run here)."""
+        """On an xdist worker, start grading the items queued here (up to the concurrency) while this one runs."""
         if self.planner is None or not is_worker(self.config):
             return
-        for candidate in (item, nextitem):
+        ahead = queued_items(self.config, item.session.items, self.settings.concurrency)
+        for candidate in (item, nextitem, *ahead):
             if isinstance(candidate, EvalItem) and candidate.judged:
                 try:
                     self.planner.submit(candidate.grade_request())
@@ -353,6 +358,11 @@ def _subjects_elsewhere(store: Path) -> Mapping[tuple[Path, str], set[str]]:
         return subjects_beside(store)
     except AgentloopError:
         return {}
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands the items to xdist workers (and so never judges itself)."""
+    return not is_worker(config) and bool(getattr(config.option, "numprocesses", None))
 
 
 class XdistHooks:

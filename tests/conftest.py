@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 # The openai client imports each API's module lazily; load them before pytester snapshots sys.modules.
+import httpcore  # noqa: F401 - httpx maps httpcore's exception classes once: they must outlive pytester's runs
 import openai.resources.chat
 import openai.resources.responses  # noqa: F401
 import pytest

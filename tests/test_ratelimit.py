@@ -41,8 +41,29 @@ def test_calls_go_out_evenly_spaced(tmp_path: Path) -> None:
     assert budget.try_take() == pytest.approx(0.1)
     clock.now += 0.1
     assert budget.try_take() == 0.0
-    clock.now += 5.0  # idle time does not build a burst
-    assert [budget.try_take() == 0.0 for _ in range(2)] == [True, False]
+    clock.now += 5.0  # idle time builds a little credit at most: a quarter second's worth, 2.5 calls at 600 rpm
+    assert [budget.try_take() == 0.0 for _ in range(3)] == [True, True, False]
+
+
+def test_a_call_taken_late_keeps_the_pace(tmp_path: Path) -> None:
+    """Slots are not lost to a late caller: over time the calls taken match the rate."""
+    clock = Clock()
+    budget = RateBudget("http://x", RateLimit(600), tmp_path, clock)
+    taken = 0
+    for _ in range(100):
+        clock.now += 0.1 + 0.01 * (taken % 3 == 0)  # every third call is 10 ms late
+        taken += budget.try_take() == 0.0
+        taken += budget.try_take() == 0.0  # catching up uses the credit
+    assert 1.0 >= taken / (clock.now - 1000.0) / 10 >= 0.99
+
+
+@pytest.mark.parametrize(("rpm", "burst"), [(60, 1), (120, 1), (300, 2), (6000, 25)])
+def test_credit_stays_under_half_the_endpoints_bucket(tmp_path: Path, rpm: int, burst: int) -> None:
+    clock = Clock()
+    budget = RateBudget("http://x", RateLimit(rpm), tmp_path, clock)
+    assert budget.try_take() == 0.0
+    clock.now += 60.0  # a long idle time
+    assert sum(budget.try_take() == 0.0 for _ in range(burst + 5)) == burst
 
 
 def test_token_budget_paces_large_calls(tmp_path: Path) -> None:

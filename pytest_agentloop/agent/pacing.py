@@ -10,14 +10,13 @@ judge's when both reach the same endpoint with the same key variable.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.judge.endpoint import DEFAULT_BASE_URL
+from pytest_agentloop.pacing import paced_hooks
 from pytest_agentloop.ratelimit import RateLimit, endpoint_budget
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -31,19 +30,8 @@ class Pacing:
 
 def paced_http_client(pacing: Pacing, base_url: str | None) -> Any:
     """An ``httpx.AsyncClient`` (the openai client's defaults) whose requests wait for the endpoint's budget."""
-    import httpx
     from openai import DefaultAsyncHttpxClient
 
     budget = endpoint_budget(base_url or DEFAULT_BASE_URL, pacing.key_env, pacing.limit, pacing.state_dir)
-
-    async def before(request: httpx.Request) -> None:
-        try:
-            size = len(request.content)
-        except httpx.RequestNotRead:
-            size = 0
-        await budget.acquire(size // 4)  # about 4 bytes a token, as the judge estimates its prompts
-
-    async def after(response: httpx.Response) -> None:
-        await asyncio.to_thread(budget.observe, response.headers)
-
-    return DefaultAsyncHttpxClient(event_hooks={"request": [before], "response": [after]})
+    assert budget is not None  # a Pacing always has a rate and a folder
+    return DefaultAsyncHttpxClient(event_hooks=paced_hooks(budget))

@@ -18,6 +18,7 @@ from pathlib import Path
 from pytest_agentloop.config import DEFAULT_JUDGE_MODEL, DEFAULT_KEY_ENV, DEFAULT_TRACES_DIRNAME, JudgeApi, Settings
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
+from pytest_agentloop.ratelimit import RateLimit, parse_rate
 from pytest_agentloop.traces.store import TraceStore, find_store_root
 
 RECORDINGS_FILE = "recordings.jsonl"
@@ -123,5 +124,18 @@ def endpoint(ini: Ini, overrides: dict[str, str | None]) -> tuple[JudgeEndpoint,
         api=JudgeApi(api),
         timeout=float(pick("timeout") or defaults.judge_timeout),
         max_retries=int(pick("retries") or defaults.judge_retries),
+        key_env=key_env,
+        rate=_rate(overrides.get("rate") or ini.text("agentloop_rate")),
+        rate_dir=ini.root / (ini.text("agentloop_artifacts_dir") or defaults.artifacts_dir) / "rate",
     )
     return found, key_env
+
+
+def _rate(text: str | None) -> RateLimit | None:
+    """The endpoint's rate limit (``--rate``, else ini ``agentloop_rate``): the budget pytest's judge shares."""
+    if not text:
+        return None
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise AgentloopError(f"--rate / agentloop_rate: {exc}") from None

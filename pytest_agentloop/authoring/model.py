@@ -11,7 +11,9 @@ system and user messages and JSON schema. Modes mirror the judge's:
 
 Calls run concurrently on one event loop, bounded by a semaphore; retries of
 rate limits, 5xx, timeouts and dropped connections are the ``openai``
-client's, as for the judge. An answer that is not whole JSON is an error and is
+client's; its HTTP client is the paced one (:mod:`pytest_agentloop.pacing`),
+so with a rate (``--rate``, ini ``agentloop_rate``) these calls draw on the
+same per-endpoint budget as the judge. An answer that is not whole JSON is an error and is
 never recorded.
 """
 
@@ -33,6 +35,7 @@ from pytest_agentloop.authoring.schema import ModelAnswerError, decode
 from pytest_agentloop.config import JudgeApi
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
+from pytest_agentloop.pacing import paced_client
 from pytest_agentloop.recordings import RecordStore, digest, now
 
 
@@ -178,6 +181,10 @@ class Caller:
             base_url=self.endpoint.url,
             timeout=self.endpoint.timeout,
             max_retries=self.endpoint.max_retries,
+            # the endpoint's one rate budget, shared with the judge (and every process of a pytest session)
+            http_client=paced_client(
+                self.endpoint.budget(), timeout=self.endpoint.timeout, connections=self.concurrency
+            ),
         )
         limit = asyncio.Semaphore(self.concurrency)
         try:

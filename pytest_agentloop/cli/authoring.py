@@ -25,7 +25,9 @@ MODES = ("replay", "record", "refresh")
 def _caller(args: argparse.Namespace, ini: locate.Ini, store: TraceStore) -> Caller:
     from pytest_agentloop.authoring.model import Caller, Mode, recordings
 
-    overrides = {name: getattr(args, name) for name in ("model", "base_url", "api", "key_env", "timeout", "retries")}
+    overrides = {
+        name: getattr(args, name) for name in ("model", "base_url", "api", "key_env", "timeout", "retries", "rate")
+    }
     endpoint, key_env = locate.endpoint(ini, {k: None if v is None else str(v) for k, v in overrides.items()})
     mode = Mode(args.mode) if args.mode else (Mode.RECORD if endpoint.api_key else Mode.REPLAY)
     store_file = recordings(locate.recordings_path(store, args.recordings))
@@ -146,6 +148,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=int, default=None, help="retries per call (default: the judge's, 4)")
     parser.add_argument(
         "--concurrency", type=int, default=None, help="calls in flight (default: agentloop_concurrency, 8)"
+    )
+    parser.add_argument(
+        "--rate",
+        default=None,
+        metavar="RPM[,TPM]",
+        help="the endpoint's rate limit, shared with pytest's judge (default: agentloop_rate; none: no pacing)",
     )
 
 

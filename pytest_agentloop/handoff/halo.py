@@ -1,6 +1,9 @@
 """Running HALO (halo-engine's Python API) over the optimization context.
 
-HALO reaches models through ``AsyncOpenAI(base_url, api_key)``. No temperature
+HALO reaches models through ``AsyncOpenAI(base_url, api_key)``; with a rate
+(``--agentloop-rate``) the base URL is a local pacing relay in front of the
+endpoint (:mod:`pytest_agentloop.relay`), so HALO spends the endpoint's one
+budget with the judge. No temperature
 is ever set, so model families that accept only their default still work. Its
 optional code sandbox (Deno/Pyodide) is not needed for diagnosis: when it is
 unavailable HALO prints a long warning, which is captured here and reported
@@ -26,12 +29,14 @@ import io
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.handoff.report import FAILURE_CLASSES, SECTIONS, SUBSECTIONS
+from pytest_agentloop.judge.endpoint import DEFAULT_BASE_URL
+from pytest_agentloop.ratelimit import RateBudget
 
 SANDBOX_MARKER = "run_code disabled"
 INSTALL_HALO = "pip install 'pytest-agentloop[halo]' (uv: uv add 'pytest-agentloop[halo]')"
@@ -66,6 +71,8 @@ class HaloSettings:
     parallel_subagents: int = 2
     turns: int = 30
     timeout: float = 900.0
+    budget: RateBudget | None = field(default=None, repr=False, compare=False)
+    """The endpoint's rate budget (``--agentloop-rate``): HALO's calls then go through the pacing relay."""
 
 
 @dataclass
@@ -233,14 +240,31 @@ async def _stream(
     from engine.models.engine_output import AgentOutputItem
     from engine.models.messages import AgentMessage
 
-    config = _engine_config(settings, dataset_context)
     messages = [AgentMessage(role="user", content=prompt)]
-    async for event in stream_engine_async(messages, config, context):
-        if isinstance(event, AgentOutputItem):
-            result.steps += 1
-            on_step(result.steps)
-            if event.final:
-                result.report = _text(event.item.content)
+    async with _paced_base_url(settings) as base_url:
+        config = _engine_config(settings, dataset_context, base_url)
+        async for event in stream_engine_async(messages, config, context):
+            if isinstance(event, AgentOutputItem):
+                result.steps += 1
+                on_step(result.steps)
+                if event.final:
+                    result.report = _text(event.item.content)
+
+
+@contextlib.asynccontextmanager
+async def _paced_base_url(settings: HaloSettings) -> AsyncIterator[str | None]:
+    """The base URL HALO is given: the endpoint's, or with a rate budget the pacing relay's in front of it.
+
+    HALO's ModelProviderConfig takes base_url, api_key and default_headers only (no HTTP client or hooks),
+    so the base URL is the supported way to put its calls under the endpoint's one budget.
+    """
+    if settings.budget is None:
+        yield settings.base_url
+        return
+    from pytest_agentloop.relay import pacing_relay
+
+    async with pacing_relay(settings.base_url or DEFAULT_BASE_URL, settings.budget, settings.timeout) as url:
+        yield url
 
 
 def _text(content: Any) -> str:
@@ -251,7 +275,7 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _engine_config(settings: HaloSettings, dataset_context: str) -> Any:
+def _engine_config(settings: HaloSettings, dataset_context: str, base_url: str | None) -> Any:
     from engine.agents.agent_config import AgentConfig
     from engine.engine_config import EngineConfig
     from engine.model_config import ModelConfig
@@ -264,7 +288,7 @@ def _engine_config(settings: HaloSettings, dataset_context: str) -> Any:
         ),
         synthesis_model=ModelConfig(name=settings.synthesis_model),
         compaction_model=ModelConfig(name=settings.compaction_model),
-        model_provider=ModelProviderConfig(base_url=settings.base_url, api_key=settings.api_key),
+        model_provider=ModelProviderConfig(base_url=base_url, api_key=settings.api_key),
         maximum_depth=settings.depth,
         maximum_parallel_subagents=settings.parallel_subagents,
         dataset_context=dataset_context,

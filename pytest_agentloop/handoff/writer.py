@@ -16,6 +16,8 @@ from pytest_agentloop.handoff.evidence import gather
 from pytest_agentloop.handoff.halo import HaloSettings, missing_extra
 from pytest_agentloop.handoff.produce import HandoffOutcome, Say, produce
 from pytest_agentloop.handoff.report import RunInfo
+from pytest_agentloop.judge.endpoint import DEFAULT_BASE_URL
+from pytest_agentloop.ratelimit import endpoint_budget
 from pytest_agentloop.results import EvalResult
 
 
@@ -24,8 +26,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def halo_settings(settings: Settings) -> HaloSettings | None:
-    """HALO's models and endpoint, defaulting to the judge's; None without a key."""
+def halo_settings(settings: Settings, rate_dir: Path | None = None) -> HaloSettings | None:
+    """HALO's models and endpoint, defaulting to the judge's (and its rate budget, kept in ``rate_dir``); None
+    without a key."""
     key = settings.judge_key()
     if key is None:
         return None
@@ -41,12 +44,15 @@ def halo_settings(settings: Settings) -> HaloSettings | None:
         parallel_subagents=settings.halo_parallel,
         turns=settings.halo_turns,
         timeout=settings.handoff_timeout,
+        budget=endpoint_budget(
+            settings.judge_base_url or DEFAULT_BASE_URL, settings.judge_key_env, settings.rate, rate_dir
+        ),
     )
 
 
-def halo_or_reason(settings: Settings) -> tuple[HaloSettings | None, str]:
+def halo_or_reason(settings: Settings, rate_dir: Path | None = None) -> tuple[HaloSettings | None, str]:
     """HALO's settings, or None and the one line saying why there is no diagnosis (no key, no [halo] extra)."""
-    halo = halo_settings(settings)
+    halo = halo_settings(settings, rate_dir)
     if halo is None:
         return None, f"no model endpoint is configured (${settings.judge_key_env} is not set)"
     missing = missing_extra()
@@ -76,7 +82,7 @@ def write_handoff(
     evidence = gather(results, root, settings.traces_dirname, harness, feedback, extra_stores=live_stores(config))
     command = shlex.join(["pytest", *config.invocation_params.args])
     run = RunInfo(run_id=run_id, harness_version=evidence.harness_version, command=command)
-    halo, why = halo_or_reason(settings)
+    halo, why = halo_or_reason(settings, settings.rate_dir(root))
     return _noted(produce(evidence, run, target, artifacts / "runs" / run_id, halo, say, why), why)
 
 
@@ -93,7 +99,7 @@ def rerun_handoff(run_dir: Path, settings: Settings, target: Path | None, say: S
         harness_version=str(meta.get("harness_version") or ""),
     )
     run = RunInfo(run_id=str(meta["run_id"]), harness_version=evidence.harness_version, command=str(meta["command"]))
-    halo, why = halo_or_reason(settings)
+    halo, why = halo_or_reason(settings, run_dir.parent.parent / "rate")  # <artifacts>/runs/<id> → <artifacts>/rate
     target = target or run_dir / "handoff.md"
     return _noted(produce(evidence, run, target, run_dir, halo, say, why, context_file=run_dir / "context.jsonl"), why)
 

@@ -66,6 +66,4 @@ class JudgeEndpoint:
 
     def budget(self) -> RateBudget | None:
         """The shared request budget of this endpoint (base URL and key), when a rate is set."""
-        if self.rate is None or self.rate_dir is None:
-            return None
         return endpoint_budget(self.url, self.key_env, self.rate, self.rate_dir)

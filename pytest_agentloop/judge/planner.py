@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import importlib
+import sys
 import threading
 import time
 import warnings
@@ -27,6 +29,7 @@ from pytest_agentloop.judge.endpoint import JudgeEndpoint, JudgeError
 from pytest_agentloop.judge.keys import JudgeInputs, changed_inputs, human_key, model_key, subject_key
 from pytest_agentloop.judge.rubric import PROMPT_VERSION, JudgeAnswerError, build_prompt
 from pytest_agentloop.judge.verdicts import RecordingError, Verdict, VerdictIndex, VerdictStore, now
+from pytest_agentloop.judge.writer import GroupWriter
 
 if TYPE_CHECKING:
     from pytest_agentloop.judge.client import OpenAIJudge
@@ -125,6 +128,17 @@ class PlannerStats:
 
 
 PLANNER_KEY = pytest.StashKey["JudgePlanner"]()
+CLIENT_MODULE = "pytest_agentloop.judge.client"
+
+
+def warm_up() -> None:
+    """Import the judge's HTTP client on a thread of its own while pytest collects, off the first call's path.
+
+    Not a daemon: an import cut short at interpreter exit is worse than waiting for it in a session that ends
+    before it does.
+    """
+    if CLIENT_MODULE not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(CLIENT_MODULE,), name="agentloop-warm-up").start()
 
 
 class JudgePlanner:
@@ -148,7 +162,7 @@ class JudgePlanner:
         self._thread: threading.Thread | None = None
         self._judge: OpenAIJudge | None = None
         self._semaphore: asyncio.Semaphore | None = None
-        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentloop-verdicts")
+        self._writer = GroupWriter(on_new)
 
     # -- the loop thread ---------------------------------------------------------
 
@@ -163,7 +177,7 @@ class JudgePlanner:
         """Close the judge client and stop the loop thread."""
         if self._loop is None:
             return
-        self._writer.shutdown(wait=True)
+        self._writer.shutdown()
         if self._judge is not None:
             self._run(self._judge.close()).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -223,9 +237,8 @@ class JudgePlanner:
 
     async def _remember(self, request: GradeRequest, verdicts: list[Verdict]) -> None:
         self._index(request.store_path).add(verdicts)
-        # Durable writes (lock + fsync) happen on one writer thread, so the loop keeps other calls moving.
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self.on_new, request.store_path, verdicts)
+        # Durable writes (lock + fsync) happen on one writer thread, grouped, so the loop keeps other calls moving.
+        await self._writer.write(request.store_path, verdicts)
 
     async def _resolve(self, request: GradeRequest) -> RubricOutcome:
         try:
@@ -263,7 +276,7 @@ class JudgePlanner:
         if self._judge is None:
             from pytest_agentloop.judge.client import OpenAIJudge
 
-            self._judge = OpenAIJudge(self.endpoint)
+            self._judge = OpenAIJudge(self.endpoint, self._concurrency)
             self._semaphore = asyncio.Semaphore(self._concurrency)
         assert self._semaphore is not None
         prompt = build_prompt(inputs.rubric, inputs.output, inputs.expected, inputs.question, inputs.context)

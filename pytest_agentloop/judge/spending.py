@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_agentloop.agent.cost import cost_of, parse_prices
 from pytest_agentloop.judge.endpoint import JudgeEndpoint, JudgeError
+from pytest_agentloop.judge.rubric import Prompt
 from pytest_agentloop.spend import Decision, MoneyLedger
 
 Call = Callable[[], Awaitable[Any]]
@@ -29,8 +30,16 @@ def most_cost(endpoint: JudgeEndpoint, ledger: MoneyLedger, prompt_tokens: int) 
     return cost
 
 
+def prompt_tokens(prompt: Prompt) -> int:
+    """About how many tokens the prompt is (four characters a token), before the endpoint counts them."""
+    return (len(prompt.system) + len(prompt.user)) // 4 + 1
+
+
 def paid(ledger: MoneyLedger | None, endpoint: JudgeEndpoint, prompt_tokens: int, call: Call) -> Call:
-    """``call`` made only if its most cost fits the budget, its real cost (from the usage) then spent."""
+    """``call`` made only if its most cost fits the budget, its real cost (from the answer's token counts) then spent.
+
+    ``call`` returns an answer with ``input_tokens`` and ``output_tokens`` (None when the endpoint sent no usage).
+    """
     if ledger is None:
         return call
 
@@ -40,15 +49,13 @@ def paid(ledger: MoneyLedger | None, endpoint: JudgeEndpoint, prompt_tokens: int
             raise JudgeOverBudget(f"judge call not started: {ledger.refusal()}")
         cost = None
         try:
-            raw = await call()
-            usage = getattr(raw.parse(), "usage", None)
-            tokens_in = getattr(usage, "input_tokens", None) or getattr(usage, "prompt_tokens", None)
-            tokens_out = getattr(usage, "output_tokens", None) or getattr(usage, "completion_tokens", None)
-            if usage is not None:
+            answer = await call()
+            tokens_in, tokens_out = answer.input_tokens, answer.output_tokens
+            if tokens_in is not None or tokens_out is not None:
                 table = parse_prices(list(ledger.budget.prices))
-                cost = cost_of(endpoint.model, int(tokens_in or 0), int(tokens_out or 0), table)
+                cost = cost_of(endpoint.model, tokens_in or 0, tokens_out or 0, table)
         finally:
             await asyncio.to_thread(ledger.settle, hold, cost)
-        return raw
+        return answer
 
     return within_budget

@@ -69,9 +69,12 @@ class TraceRecord:
     cost_usd: float | None = field(default=None, compare=False)
     """What the run cost, in US dollars, when it was captured with a known price (format 2)."""
 
-    @property
+    @cached_property
     def artifacts_dir(self) -> Path:
-        """Folder holding the files the run wrote; a :class:`TraceStoreError` if it leads out of the store."""
+        """Folder holding the files the run wrote; a :class:`TraceStoreError` if it leads out of the store.
+
+        Checked once per record: resolving the path costs a system call per folder, and every judged eval asks.
+        """
         return self._inside(self.run_dir / "artifacts")
 
     def _inside(self, path: Path) -> Path:

@@ -15,6 +15,8 @@ import pytest
 from pytest_agentloop.cli import main
 from pytest_agentloop.gate.history import History
 
+from conftest import run_cli
+
 OFF = "--agentloop-judge=off"
 HISTORY = ".agentloop/history.sqlite"
 
@@ -268,9 +270,9 @@ def test_split_command_is_deterministic_stratified_and_keeps_files_valid(pyteste
           - {id: b2, title: B2, tags: [beta], trace: trace-01, assert: [{type: contains, value: runway}]}
         """
     )
-    assert pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "split", ".", "--holdout", "0.3").ret == 0
+    assert run_cli("split", ".", "--holdout", "0.3", cwd=pytester.path).returncode == 0
     first = (pytester.path / "suite.eval.yaml").read_text()
-    assert pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "split", ".", "--holdout", "0.3").ret == 0
+    assert run_cli("split", ".", "--holdout", "0.3", cwd=pytester.path).returncode == 0
     assert (pytester.path / "suite.eval.yaml").read_text() == first  # deterministic, nothing moves twice
     assert "# a comment that must survive" in first
     from pytest_agentloop.spec import load_suite

@@ -102,9 +102,22 @@ def _ini(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def halo_imported() -> None:
+    """HALO, the Agents SDK and the modules they load on first use, imported once per test process.
+
+    pytester forgets the modules an in-process run imports; loaded here, before its snapshot, HALO stays
+    one copy across runs, and each run skips the seconds its import costs.
+    """
+    import agents  # noqa: F401
+    import anyio._backends._asyncio  # noqa: F401 - loaded by HALO's first request
+    import deno._find_deno  # noqa: F401 - loaded by HALO's sandbox probe
+    import engine.main  # noqa: F401
+
+
 def run_with_halo(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """HALO imports much lazily; a subprocess keeps pytester's module snapshots out of its way."""
-    return pytester.runpytest_subprocess(*args, timeout=300)  # a cap for a busy machine; ~10 s when idle
+    """Run pytest in-process with HALO (see ``halo_imported``, which the calling test requests)."""
+    return pytester.runpytest(*args)
 
 
 def _context(path: Path) -> list[dict]:
@@ -156,7 +169,7 @@ def test_failed_eval_result_carries_error_status(pytester, broken_example, monke
     assert "`aurora-faq-unreliable` (failed)" in handoff and "trace-04" in handoff
 
 
-def test_real_halo_end_to_end(pytester, broken_example, judge_env, fake_openai: FakeOpenAI) -> None:
+def test_real_halo_end_to_end(pytester, halo_imported, broken_example, judge_env, fake_openai: FakeOpenAI) -> None:
     _ini(pytester)
     fake_openai.set_responder(halo_script(REPORT))
     result = run_with_halo(pytester, "evals", "--agentloop-handoff=out/handoff.md", "--agentloop-judge=off", *judge_env)
@@ -182,7 +195,7 @@ def test_real_halo_end_to_end(pytester, broken_example, judge_env, fake_openai: 
     assert written and all(SECRET_KEY not in p.read_text(errors="replace") for p in written)
 
 
-def test_report_missing_a_section_is_kept_as_draft(pytester, example_copy, judge_env, fake_openai) -> None:
+def test_report_missing_a_section_is_kept_as_draft(pytester, halo_imported, example_copy, judge_env, fake_openai) -> None:
     _ini(pytester)
     fake_openai.set_responder(halo_script(REPORT.replace("## Insights by feedback source", "## Other notes")))
     result = run_with_halo(pytester, "evals", "--agentloop-handoff=out/handoff.md", *judge_env)
@@ -211,12 +224,12 @@ def test_report_missing_a_section_is_kept_as_draft(pytester, example_copy, judge
             "HALO stopped at the first refusal: the endpoint answered 400 to a request larger than the model's context window*",
         ),
         ([Reply(tool_calls=(ToolCall("final_answer", {"answer": ""}),))], [], "HALO ended without a final report"),
-        ([Reply(text="{}", delay=5)], ["--agentloop-handoff-timeout=2"], "HALO did not finish within 2s*"),
+        ([Reply(text="{}", delay=5)], ["--agentloop-handoff-timeout=1"], "HALO did not finish within 1s*"),
     ],
     ids=["refused", "context-size", "nothing", "timeout"],
 )
 def test_halo_failures_fall_back_without_changing_the_exit_code(
-    pytester, example_copy, judge_env, fake_openai, replies, options, reason
+    pytester, halo_imported, example_copy, judge_env, fake_openai, replies, options, reason
 ) -> None:
     _ini(pytester)
     fake_openai.set_responder(lambda request: replies[0])

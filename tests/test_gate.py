@@ -151,12 +151,8 @@ def test_history_and_stats_match_outcomes(pytester, example_copy, capsys) -> Non
     assert "kpi-months-missing" in holdout and "arr-bridge-does-not-foot" not in holdout
 
 
-def test_xdist_records_one_run_with_all_items(pytester, example_copy) -> None:
-    pytester.runpytest("evals", OFF, "-n", "2")
-    history = History(pytester.path / ".agentloop" / "history.sqlite")
-    [run] = history.runs()
-    assert sum(run.counts.values()) == 20
-    assert all(r.duration > 0 for r in history.results(run.run_id))
+# An xdist session records one run holding every item: tests/test_handoff.py checks it beside the
+# context it writes, in the same -n 2 session.
 
 
 KILLER = """

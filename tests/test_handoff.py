@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentloop.gate.history import History
 from pytest_agentloop.handoff.report import check_report
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Fault, Reply, Request, ToolCall
 
@@ -245,7 +246,10 @@ def test_halo_failures_fall_back_without_changing_the_exit_code(
         assert [r.path for r in fake_openai.requests] == ["/v1/responses"]
 
 
-def test_xdist_context_matches_serial(pytester, broken_example, monkeypatch) -> None:
+def test_xdist_context_matches_serial_and_records_one_run_with_all_items(
+    pytester, broken_example, monkeypatch
+) -> None:
+    """The -n 2 session writes the serial session's context, and one history run holding every item."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     _ini(pytester)
     pytester.runpytest("evals", "--agentloop-handoff=serial/handoff.md", "--agentloop-judge=off")
@@ -253,6 +257,10 @@ def test_xdist_context_matches_serial(pytester, broken_example, monkeypatch) -> 
     serial = (pytester.path / "serial" / "handoff.context.jsonl").read_text()
     parallel = (pytester.path / "parallel" / "handoff.context.jsonl").read_text()
     assert serial == parallel and serial.count('"name": "EVAL_RESULT"') == 12
+    history = History(pytester.path / ".agentloop" / "history.sqlite")
+    serial_run, parallel_run = sorted(history.runs(), key=lambda run: run.started)  # one run per session
+    assert sum(parallel_run.counts.values()) == sum(serial_run.counts.values()) == 20
+    assert all(r.duration > 0 for r in history.results(parallel_run.run_id))
 
 
 def test_rerun_from_saved_run(pytester, example_copy, judge_env, fake_openai, monkeypatch) -> None:

@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-# The openai client imports each API's module lazily; load them before pytester snapshots sys.modules.
+# pytester forgets the modules each in-process run imports, so a module the plugin loads lazily is imported
+# again by every run: jsonschema (record and span checks) alone costs a third of a second each time. These are
+# loaded here, before pytester's snapshots; the openai client imports each API's module lazily.
+import jsonschema  # noqa: F401
 import openai.resources.chat
 import openai.resources.responses  # noqa: F401
 import pytest
 
-import pytest_agentloop.judge.client  # noqa: F401 - imported once here: pytester drops modules its runs import
+import pytest_agentloop.judge.client
+import pytest_agentloop.judge.review  # noqa: F401
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
 

@@ -114,7 +114,7 @@ def test_history_and_stats_match_outcomes(pytester, example_copy, capsys) -> Non
         _answer(example_copy, "trace-04").write_text(
             text.replace('"Aurora"', "another vendor") if broken else text.replace("another vendor", '"Aurora"')
         )
-        pytester.runpytest("evals", OFF)
+        pytester.runpytest("evals/diligence/data_quirks.eval.yaml", OFF)  # the file every check below reads
         outcomes.append(not broken)
     history = History(pytester.path / ".agentloop" / "history.sqlite")
     runs = history.runs()

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-# The openai client imports each API's module lazily; load them before pytester snapshots sys.modules.
+# pytester forgets the modules each in-process run imports, so a module the plugin loads lazily is imported
+# again by every run: jsonschema (record and span checks) alone costs a third of a second each time. These are
+# loaded here, before pytester's snapshots; the openai client imports each API's module lazily.
 import httpcore  # noqa: F401 - httpx maps httpcore's exception classes once: they must outlive pytester's runs
+import jsonschema  # noqa: F401
 import openai.resources.chat
 import openai.resources.responses  # noqa: F401
 import pytest
 
-import pytest_agentloop.judge.client  # noqa: F401 - imported once here: pytester drops modules its runs import
+import pytest_agentloop.judge.client
+import pytest_agentloop.judge.review  # noqa: F401
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze the heap built so far (pytest, openai, the test modules) out of the garbage collector's reach.
+
+    pytest collects garbage when each in-process session ends (the CLI runs pytest.main in-process); with
+    openai's types loaded, a full collection takes half a second, and nothing imported up to here is garbage.
+    """
+    gc.freeze()
+
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "evals"
@@ -134,6 +154,42 @@ def judge_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI) -> list[
 def verdict_reply(passed: bool = True, score: float = 1.0, reason: str = "fine", **kwargs: Any) -> Reply:
     """A judge answer as the fake server sends it."""
     return Reply(text=json.dumps({"pass": passed, "score": score, "reason": reason}), **kwargs)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``agentloop`` command run in this process from ``cwd``, its exit code and output as a subprocess's.
+
+    A subprocess would spend seconds importing what this process has loaded; tests/test_cli.py::test_help
+    runs the command as a process once. Conftest modules the command's pytest session imports from the
+    project are dropped after, as pytester drops what its in-process runs import.
+    """
+    from pytest_agentloop.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    modules, path, here = dict(sys.modules), list(sys.path), Path.cwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit:  # argparse's usage errors
+                code = exit.code if isinstance(exit.code, int) else 2
+    finally:
+        os.chdir(here)
+        _restore_modules(modules, (cwd or here).resolve())
+        sys.path[:] = path
+    return subprocess.CompletedProcess(["agentloop", *args], code, out.getvalue(), err.getvalue())
+
+
+def _restore_modules(saved: dict[str, Any], project: Path) -> None:
+    """Put back modules the run replaced (a project's ``conftest``) and forget those it loaded from ``project``."""
+    for name in [name for name in sys.modules if name not in saved]:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if where and Path(where).resolve().is_relative_to(project):
+            del sys.modules[name]
+    for name, module in saved.items():
+        if sys.modules.get(name) is not module:
+            sys.modules[name] = module
 
 
 # --- The outside project and the system tier -------------------------------------------------------------

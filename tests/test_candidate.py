@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import run_cli
 
 CANDIDATE = ["--agentloop-traces=traces-candidate", "--agentloop-baseline=latest", "--agentloop-gate=regressions"]
 
@@ -52,7 +53,7 @@ def test_labels_on_the_candidate_store_count_as_in_use(pytester: pytest.Pytester
     result = pytester.runpytest("evals")
     assert result.ret == 0
     assert "not used by any collected eval" not in result.stdout.str()
-    pruned = pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "verdicts", "prune", "evals")
-    assert pruned.ret == 0
-    pruned.stdout.fnmatch_lines(["*removed 0*"])
+    pruned = run_cli("verdicts", "prune", "evals", cwd=pytester.path)
+    assert pruned.returncode == 0
+    pytest.LineMatcher(pruned.stdout.splitlines()).fnmatch_lines(["*removed 0*"])
     assert store.read_bytes() == before

@@ -1,7 +1,8 @@
 """The agentloop command: help, validate, traces, and the conventions every subcommand keeps.
 
 Exit 0 ok, 1 checks failed, 2 usage or input error with one line naming the problem; settings from the
-same ini as pytest. The command runs as a subprocess, as a user runs it.
+same ini as pytest. test_help runs the command as a subprocess, as a user runs it; the rest run it in this
+process (conftest.run_cli), which spares each the seconds a fresh process spends on imports.
 """
 
 from __future__ import annotations
@@ -12,13 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE
-
-
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_agentloop.cli", *args], capture_output=True, text=True, cwd=cwd
-    )
+from conftest import EXAMPLE, run_cli
 
 
 def _one_line_error(code: int, stderr: str, *words: str) -> None:
@@ -36,7 +31,7 @@ def _failed(result: subprocess.CompletedProcess[str], *words: str) -> None:
 
 
 def test_help() -> None:
-    result = _run("--help")
+    result = subprocess.run([sys.executable, "-m", "pytest_agentloop.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "validate" in result.stdout and "traces" in result.stdout
 
@@ -44,7 +39,7 @@ def test_help() -> None:
 def test_validate_good_and_bad(tmp_path: Path) -> None:
     bad = tmp_path / "bad.eval.yaml"
     bad.write_text("evals:\n  - id: x\n    title: T\n  - {id: y, title: Y, trace: t, scoring: sometimes}\n")
-    result = _run("validate", str(EXAMPLE / "diligence" / "concentration.eval.yaml"), str(bad))
+    result = run_cli("validate", str(EXAMPLE / "diligence" / "concentration.eval.yaml"), str(bad))
     assert result.returncode == 1
     assert "concentration.eval.yaml: 2 evals ok" in result.stdout
     assert f"{bad}:2: eval 'x': missing required field 'trace'" in result.stderr  # every error of the file
@@ -61,7 +56,7 @@ def test_validate_runs_every_collection_check_and_shows_every_unknown_trace(pyte
           - {id: c, title: C, trace: trace-08, assert: [{type: contains, value: runway}]}
         """,
     )
-    result = _run("validate", ".", cwd=pytester.path)
+    result = run_cli("validate", ".", cwd=pytester.path)
     assert result.returncode == 1
     assert "suite.eval.yaml:3: eval 'b', field 'trace': no recorded run 'trace-07'" in result.stderr
     assert "suite.eval.yaml:4: eval 'c', field 'trace': no recorded run 'trace-08'" in result.stderr
@@ -69,7 +64,7 @@ def test_validate_runs_every_collection_check_and_shows_every_unknown_trace(pyte
 
 
 def test_traces_lists_runs() -> None:
-    result = _run("traces", str(EXAMPLE / "diligence" / "traces"))
+    result = run_cli("traces", str(EXAMPLE / "diligence" / "traces"))
     assert result.returncode == 0
     assert result.stdout.count("\n") == 5
     assert result.stdout.startswith("trace-01\t4b1f0c2a9d3e4f5a8b6c7d8e9f0a1b2c\tv001\t")
@@ -109,11 +104,11 @@ def test_an_unwritable_output_is_exit_2(pytester: pytest.Pytester, store) -> Non
     )
     pytester.runpytest().assert_outcomes(passed=1)
     (pytester.path / "a-file").write_text("x")
-    _failed(_run("export", "latest", "-o", "a-file/out.json", cwd=pytester.path), "a-file")
-    ok = _run("export", "latest", "--out", "out/run.json", cwd=pytester.path)
+    _failed(run_cli("export", "latest", "-o", "a-file/out.json", cwd=pytester.path), "a-file")
+    ok = run_cli("export", "latest", "--out", "out/run.json", cwd=pytester.path)
     assert ok.returncode == 0 and (pytester.path / "out" / "run.json").is_file()
     (pytester.path / ".agentloop" / "history.sqlite").rename(pytester.path / "moved.sqlite")
-    _failed(_run("export", "latest", cwd=pytester.path), "no run history")
+    _failed(run_cli("export", "latest", cwd=pytester.path), "no run history")
 
 
 def test_the_cli_reads_the_ini_pytest_reads(pytester: pytest.Pytester, store) -> None:
@@ -125,12 +120,12 @@ def test_the_cli_reads_the_ini_pytest_reads(pytester: pytest.Pytester, store) ->
     pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)
     assert (pytester.path / "elsewhere" / "h.sqlite").is_file()
     sub = pytester.mkdir("sub")
-    runs = _run("runs", cwd=sub)  # rootdir and ini found upward, as pytest finds them
+    runs = run_cli("runs", cwd=sub)  # rootdir and ini found upward, as pytest finds them
     assert runs.returncode == 0, runs.stderr
     assert runs.stdout.splitlines()[1].endswith("\t1\t0\t0\t0")
     bad = pytester.path / "pyproject.toml"
     bad.write_text('[tool.pytest.ini_options]\nagentloop_gate = "sometimes"\n')
-    _failed(_run("runs", cwd=sub), "agentloop_gate", "sometimes")
+    _failed(run_cli("runs", cwd=sub), "agentloop_gate", "sometimes")
 
 
 def test_label_finds_the_trace_store_the_ini_names(pytester: pytest.Pytester) -> None:
@@ -139,6 +134,6 @@ def test_label_finds_the_trace_store_the_ini_names(pytester: pytest.Pytester) ->
     write_run(pytester.path / "recordings", "trace-01", "Runway is 11 months.")
     pytester.makeini(INI + "agentloop_traces = recordings\n")
     pytester.makefile(".eval.yaml", suite="evals: [{id: j, title: J, trace: trace-01, scoring: llm_judge, rubric: R}]")
-    label = _run("label", "suite.eval.yaml::j", "--pass", "--reason", "names it", "--by", "ana", cwd=pytester.path)
+    label = run_cli("label", "suite.eval.yaml::j", "--pass", "--reason", "names it", "--by", "ana", cwd=pytester.path)
     assert label.returncode == 0, label.stderr
     pytester.runpytest().assert_outcomes(passed=1)  # pytest reads the person's verdict from the same store

@@ -15,6 +15,8 @@ import pytest
 from pytest_agentloop.cli import main
 from pytest_agentloop.gate.history import History
 
+from conftest import run_cli
+
 OFF = "--agentloop-judge=off"
 HISTORY = ".agentloop/history.sqlite"
 
@@ -112,7 +114,7 @@ def test_history_and_stats_match_outcomes(pytester, example_copy, capsys) -> Non
         _answer(example_copy, "trace-04").write_text(
             text.replace('"Aurora"', "another vendor") if broken else text.replace("another vendor", '"Aurora"')
         )
-        pytester.runpytest("evals", OFF)
+        pytester.runpytest("evals/diligence/data_quirks.eval.yaml", OFF)  # the file every check below reads
         outcomes.append(not broken)
     history = History(pytester.path / ".agentloop" / "history.sqlite")
     runs = history.runs()
@@ -149,12 +151,8 @@ def test_history_and_stats_match_outcomes(pytester, example_copy, capsys) -> Non
     assert "kpi-months-missing" in holdout and "arr-bridge-does-not-foot" not in holdout
 
 
-def test_xdist_records_one_run_with_all_items(pytester, example_copy) -> None:
-    pytester.runpytest("evals", OFF, "-n", "2")
-    history = History(pytester.path / ".agentloop" / "history.sqlite")
-    [run] = history.runs()
-    assert sum(run.counts.values()) == 20
-    assert all(r.duration > 0 for r in history.results(run.run_id))
+# An xdist session records one run holding every item: tests/test_handoff.py checks it beside the
+# context it writes, in the same -n 2 session.
 
 
 KILLER = """
@@ -268,9 +266,9 @@ def test_split_command_is_deterministic_stratified_and_keeps_files_valid(pyteste
           - {id: b2, title: B2, tags: [beta], trace: trace-01, assert: [{type: contains, value: runway}]}
         """
     )
-    assert pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "split", ".", "--holdout", "0.3").ret == 0
+    assert run_cli("split", ".", "--holdout", "0.3", cwd=pytester.path).returncode == 0
     first = (pytester.path / "suite.eval.yaml").read_text()
-    assert pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "split", ".", "--holdout", "0.3").ret == 0
+    assert run_cli("split", ".", "--holdout", "0.3", cwd=pytester.path).returncode == 0
     assert (pytester.path / "suite.eval.yaml").read_text() == first  # deterministic, nothing moves twice
     assert "# a comment that must survive" in first
     from pytest_agentloop.spec import load_suite

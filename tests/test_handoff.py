@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentloop.gate.history import History
 from pytest_agentloop.handoff.report import check_report
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Fault, Reply, Request, ToolCall
 
@@ -102,9 +103,22 @@ def _ini(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def halo_imported() -> None:
+    """HALO, the Agents SDK and the modules they load on first use, imported once per test process.
+
+    pytester forgets the modules an in-process run imports; loaded here, before its snapshot, HALO stays
+    one copy across runs, and each run skips the seconds its import costs.
+    """
+    import agents  # noqa: F401
+    import anyio._backends._asyncio  # noqa: F401 - loaded by HALO's first request
+    import deno._find_deno  # noqa: F401 - loaded by HALO's sandbox probe
+    import engine.main  # noqa: F401
+
+
 def run_with_halo(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """HALO imports much lazily; a subprocess keeps pytester's module snapshots out of its way."""
-    return pytester.runpytest_subprocess(*args, timeout=300)  # a cap for a busy machine; ~10 s when idle
+    """Run pytest in-process with HALO (see ``halo_imported``, which the calling test requests)."""
+    return pytester.runpytest(*args)
 
 
 def _context(path: Path) -> list[dict]:
@@ -156,7 +170,7 @@ def test_failed_eval_result_carries_error_status(pytester, broken_example, monke
     assert "`aurora-faq-unreliable` (failed)" in handoff and "trace-04" in handoff
 
 
-def test_real_halo_end_to_end(pytester, broken_example, judge_env, fake_openai: FakeOpenAI) -> None:
+def test_real_halo_end_to_end(pytester, halo_imported, broken_example, judge_env, fake_openai: FakeOpenAI) -> None:
     _ini(pytester)
     fake_openai.set_responder(halo_script(REPORT))
     result = run_with_halo(pytester, "evals", "--agentloop-handoff=out/handoff.md", "--agentloop-judge=off", *judge_env)
@@ -182,7 +196,7 @@ def test_real_halo_end_to_end(pytester, broken_example, judge_env, fake_openai: 
     assert written and all(SECRET_KEY not in p.read_text(errors="replace") for p in written)
 
 
-def test_report_missing_a_section_is_kept_as_draft(pytester, example_copy, judge_env, fake_openai) -> None:
+def test_report_missing_a_section_is_kept_as_draft(pytester, halo_imported, example_copy, judge_env, fake_openai) -> None:
     _ini(pytester)
     fake_openai.set_responder(halo_script(REPORT.replace("## Insights by feedback source", "## Other notes")))
     result = run_with_halo(pytester, "evals", "--agentloop-handoff=out/handoff.md", *judge_env)
@@ -211,12 +225,12 @@ def test_report_missing_a_section_is_kept_as_draft(pytester, example_copy, judge
             "HALO stopped at the first refusal: the endpoint answered 400 to a request larger than the model's context window*",
         ),
         ([Reply(tool_calls=(ToolCall("final_answer", {"answer": ""}),))], [], "HALO ended without a final report"),
-        ([Reply(text="{}", delay=5)], ["--agentloop-handoff-timeout=2"], "HALO did not finish within 2s*"),
+        ([Reply(text="{}", delay=5)], ["--agentloop-handoff-timeout=1"], "HALO did not finish within 1s*"),
     ],
     ids=["refused", "context-size", "nothing", "timeout"],
 )
 def test_halo_failures_fall_back_without_changing_the_exit_code(
-    pytester, example_copy, judge_env, fake_openai, replies, options, reason
+    pytester, halo_imported, example_copy, judge_env, fake_openai, replies, options, reason
 ) -> None:
     _ini(pytester)
     fake_openai.set_responder(lambda request: replies[0])
@@ -232,7 +246,10 @@ def test_halo_failures_fall_back_without_changing_the_exit_code(
         assert [r.path for r in fake_openai.requests] == ["/v1/responses"]
 
 
-def test_xdist_context_matches_serial(pytester, broken_example, monkeypatch) -> None:
+def test_xdist_context_matches_serial_and_records_one_run_with_all_items(
+    pytester, broken_example, monkeypatch
+) -> None:
+    """The -n 2 session writes the serial session's context, and one history run holding every item."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     _ini(pytester)
     pytester.runpytest("evals", "--agentloop-handoff=serial/handoff.md", "--agentloop-judge=off")
@@ -240,6 +257,10 @@ def test_xdist_context_matches_serial(pytester, broken_example, monkeypatch) -> 
     serial = (pytester.path / "serial" / "handoff.context.jsonl").read_text()
     parallel = (pytester.path / "parallel" / "handoff.context.jsonl").read_text()
     assert serial == parallel and serial.count('"name": "EVAL_RESULT"') == 12
+    history = History(pytester.path / ".agentloop" / "history.sqlite")
+    serial_run, parallel_run = sorted(history.runs(), key=lambda run: run.started)  # one run per session
+    assert sum(parallel_run.counts.values()) == sum(serial_run.counts.values()) == 20
+    assert all(r.duration > 0 for r in history.results(parallel_run.run_id))
 
 
 def test_rerun_from_saved_run(pytester, example_copy, judge_env, fake_openai, monkeypatch) -> None:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from conftest import run_cli
+
 CONFTEST = """
 import json
 from pytest_agentloop.assertions.registry import AssertionType, Outcome
@@ -121,9 +123,9 @@ def test_plugin_types_never_reach_process_wide_state(pytester: pytest.Pytester, 
 
 
 def _cli(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    import sys
-
-    return pytester.run(sys.executable, "-m", "pytest_agentloop.cli", *args)
+    """The agentloop command in the pytester folder, in this process (the folder's conftest is forgotten after)."""
+    done = run_cli(*args, cwd=pytester.path)
+    return pytest.RunResult(done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), 0.0)
 
 
 def test_the_cli_resolves_conftest_types_as_pytest_does(deep: pytest.Pytester) -> None:

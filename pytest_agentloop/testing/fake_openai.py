@@ -17,6 +17,7 @@ script ran out. Every request is kept in :attr:`FakeOpenAI.requests`.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import json
 import socket
@@ -148,7 +149,9 @@ class FakeOpenAI:
         handler = type("Handler", (_Handler,), {"state": self.state})
         self._server = _QuietServer((host, 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        # shutdown() waits for the serving loop's next poll: 0.5 s by default, at every test's teardown
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.02)
+        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
 
     @property
     def base_url(self) -> str:

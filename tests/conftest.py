@@ -27,6 +27,28 @@ import pytest_agentloop.judge.client
 import pytest_agentloop.judge.review  # noqa: F401
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
+# Many tests start pytest again (xdist workers, subprocesses). Each start compiles the plugin's ~130 modules for
+# pytest's assertion rewriting, and openai and the Agents SDK when the venv holds no bytecode, unless bytecode
+# can be cached: PYTHONDONTWRITEBYTECODE=1 (set on some CI machines) forbids that. The suite caches it outside
+# the work tree instead, for every process it starts.
+PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-agentloop" / "pycache"
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Keep the bytecode cache to this checkout: drop what earlier runs cached for pytester's temporary folders."""
+    if hasattr(session.config, "workerinput") or not PYCACHE.is_dir():
+        return
+    folder = PYCACHE
+    for part in REPO.relative_to(REPO.anchor).parts:  # every folder on the way down to this checkout's mirror
+        for entry in folder.iterdir():
+            if entry.name != part:
+                shutil.rmtree(entry, ignore_errors=True)
+        folder = folder / part
+        if not folder.is_dir():
+            return
+
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Freeze the heap built so far (pytest, openai, the test modules) out of the garbage collector's reach.

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,9 +24,7 @@ from pytest_agentloop.config import JudgeMode, JudgeSchema, Settings, evaluates,
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.finish import RunInfo
 from pytest_agentloop.gate.finish import now as now_utc
-from pytest_agentloop.gate.run import GateRun
-from pytest_agentloop.handoff.produce import HandoffOutcome
-from pytest_agentloop.handoff.writer import new_run_id, write_handoff
+from pytest_agentloop.gate.run import GateRun, new_run_id
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.lookahead import queued_items
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner, warm_up
@@ -34,6 +32,9 @@ from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, 
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
 from pytest_agentloop.results import EvalResult, Outcome, Selection
 from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
+
+if TYPE_CHECKING:
+    from pytest_agentloop.handoff.produce import HandoffOutcome
 
 WORKER_KEY = "agentloop"
 __all__ = ["AgentloopSession", "XdistHooks", "is_worker"]
@@ -305,6 +306,8 @@ class AgentloopSession:
 
         try:
             with using(session_registry(self.config)):  # the handoff re-reads eval files that may use plugin types
+                from pytest_agentloop.handoff.writer import write_handoff  # the handoff's modules, only when asked
+
                 self.handoff = write_handoff(self.config, self.settings, results, say, self.run_id)
         except Exception as exc:
             self.handoff_error = f"{type(exc).__name__}: {exc}"

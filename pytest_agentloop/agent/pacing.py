@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.judge.endpoint import DEFAULT_BASE_URL
-from pytest_agentloop.pacing import paced_hooks
 from pytest_agentloop.ratelimit import RateLimit, endpoint_budget
 
 
@@ -31,6 +30,8 @@ class Pacing:
 def paced_http_client(pacing: Pacing, base_url: str | None) -> Any:
     """An ``httpx.AsyncClient`` (the openai client's defaults) whose requests wait for the endpoint's budget."""
     from openai import DefaultAsyncHttpxClient
+
+    from pytest_agentloop.pacing import paced_hooks  # httpx: imported only when live runs are paced
 
     budget = endpoint_budget(base_url or DEFAULT_BASE_URL, pacing.key_env, pacing.limit, pacing.state_dir)
     assert budget is not None  # a Pacing always has a rate and a folder

@@ -21,9 +21,8 @@ from pytest_agentloop.gate.carry import Materialised, materialise
 from pytest_agentloop.gate.finish import RunInfo, now
 from pytest_agentloop.gate.junit import junit_document
 from pytest_agentloop.gate.merge import ShardFile, check_shards, exit_status, merged_results, read_shard
-from pytest_agentloop.gate.run import GateRun
+from pytest_agentloop.gate.run import GateRun, new_run_id
 from pytest_agentloop.handoff.produce import HandoffOutcome
-from pytest_agentloop.handoff.writer import new_run_id
 from pytest_agentloop.results import EvalResult, Selection
 
 SHARD_ONLY_OPTIONS = ("shard", "shard_out", "durations", "handoff", "html", "report", "junitxml")

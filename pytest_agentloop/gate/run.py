@@ -8,6 +8,8 @@ gate policy was asked for; nothing claims a write that did not happen.
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,11 @@ from pytest_agentloop.gate.baseline import Baseline, check_ref, load_baseline
 from pytest_agentloop.gate.finish import GateOutcome, RunInfo, judge_gate, record_run, write_summaries
 from pytest_agentloop.gate.history import History, HistoryError
 from pytest_agentloop.results import EvalResult, Selection
+
+
+def new_run_id() -> str:
+    """Time-ordered and unique: ``20261122-141502-a1b2c3``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 @dataclass

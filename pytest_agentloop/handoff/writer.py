@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
 import shlex
-import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +17,6 @@ from pytest_agentloop.handoff.report import RunInfo
 from pytest_agentloop.judge.endpoint import DEFAULT_BASE_URL
 from pytest_agentloop.ratelimit import endpoint_budget
 from pytest_agentloop.results import EvalResult
-
-
-def new_run_id() -> str:
-    """Time-ordered and unique: ``20261122-141502-a1b2c3``."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def halo_settings(settings: Settings, rate_dir: Path | None = None) -> HaloSettings | None:

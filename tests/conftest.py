@@ -34,6 +34,9 @@ from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-agentloop" / "pycache"
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
+# This process (and each xdist worker, once here) caches nothing more: what it imports from now on is mostly
+# pytester's temporary projects, which would fill the cache with files no later run reads.
+sys.dont_write_bytecode = True
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -11,10 +11,11 @@ import engine.telemetry.local_processor
 import engine.traces.models.canonical_span  # noqa: F401
 import pydantic.root_model  # noqa: F401
 import pytest
+from test_live_runs import recorded_steps
 
 import pytest_agentloop.agent.builtin
 import pytest_agentloop.agent.capture  # noqa: F401
-from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply, ToolCall
+from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI
 
 from conftest import INI, SECRET_KEY
 
@@ -25,20 +26,6 @@ LIVE_INI = INI + (
 )
 
 
-def replayed(run_dir: Path) -> list[Reply]:
-    """The agent replays a recorded run: list, read, write its artifacts, answer its answer."""
-    writes = tuple(
-        ToolCall("write_artifact", {"name": p.name, "content": p.read_text()})
-        for p in sorted((run_dir / "artifacts").iterdir())
-    )
-    return [
-        Reply(tool_calls=(ToolCall("list_files", {"folder": "financials"}),)),
-        Reply(tool_calls=(ToolCall("read_file", {"path": "financials/p_and_l.csv"}),)),
-        Reply(tool_calls=writes),
-        Reply(text=(run_dir / "answer.md").read_text()),
-    ]
-
-
 def test_fresh_runs_span_lines_are_in_the_handoff_context(
     pytester: pytest.Pytester, example_copy: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,7 +34,7 @@ def test_fresh_runs_span_lines_are_in_the_handoff_context(
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.delenv("NO_HALO_KEY", raising=False)
     recorded = example_copy / "diligence" / "traces" / "runs" / "trace-01"
-    fake_openai.set_responder(AgentScript({"runway and burn": replayed(recorded)}))
+    fake_openai.set_responder(AgentScript({"runway and burn": recorded_steps(recorded)}))
     result = pytester.runpytest(
         "evals/diligence/financing_risk.eval.yaml",
         "--agentloop-live",

@@ -145,3 +145,21 @@ def test_record_takes_the_questions_of_eval_files(pytester: pytest.Pytester, exa
     assert runs == ["trace-01", "trace-02", "trace-03", "trace-04", "trace-05"]  # one per distinct question
     answer = (pytester.path / "fresh" / "runs" / "trace-01" / "answer.md").read_text()
     assert answer == "fresh: What do runway and burn tell us about near-term financing risk?"
+
+
+def test_record_with_a_rate_stays_under_the_endpoint_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    questions = [f"- label: q{n}\n  question: question {n}?\n" for n in range(6)]
+    (tmp_path / "questions.yaml").write_text("".join(questions))
+    monkeypatch.chdir(tmp_path)  # the rate budget lives under ./.agentloop/rate, as pytest's does
+    with FakeOpenAI(rpm=240) as server:  # a burst of 4 calls, then 4 a second: 6 runs starting at once pass it
+        server.set_responder(AgentScript({f"question {n}?": [Reply(text=f"answer {n}")] for n in range(6)}))
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        assert record(tmp_path, "--rate", "240") == 0
+        admitted, rejected = server.rate_limited
+    assert rejected == [] and len(admitted) == 6
+    assert (tmp_path / ".agentloop" / "rate").is_dir()
+    assert record(tmp_path, "--replace", "--rate", "fast") == 2
+    assert "--rate / agentloop_rate: expected RPM or RPM,TPM" in capsys.readouterr().err

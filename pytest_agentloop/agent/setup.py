@@ -12,14 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.agent.builtin import pace_loop
 from pytest_agentloop.agent.capture import CapturedRun, CaptureOptions, capture_run
 from pytest_agentloop.agent.cost import PRICES, parse_prices
 from pytest_agentloop.agent.harness import Harness, load_harness
+from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
 from pytest_agentloop.agent.redact import Redactor, load_hook
 from pytest_agentloop.agent.runner import AgentCallable, load_agent
 
-INI_NAMES = ("agentloop_agent", "agentloop_harness", "agentloop_redact", "agentloop_prices", "agentloop_agent_key_env")
+INI_NAMES = (
+    "agentloop_agent",
+    "agentloop_harness",
+    "agentloop_redact",
+    "agentloop_prices",
+    "agentloop_agent_key_env",
+    "agentloop_rate",
+    "agentloop_artifacts_dir",
+)
 
 
 @dataclass(frozen=True)
@@ -98,9 +108,16 @@ Progress = Callable[[CapturedRun], None]
 
 
 async def record_all(
-    setup: AgentSetup, questions: list[QuestionSpec], store: Path, concurrency: int, replace: bool, progress: Progress
+    setup: AgentSetup,
+    questions: list[QuestionSpec],
+    store: Path,
+    concurrency: int,
+    replace: bool,
+    progress: Progress,
+    pacing: Pacing | None = None,
 ) -> list[CapturedRun]:
-    """Capture every question into ``store``, ``concurrency`` runs in flight."""
+    """Capture every question into ``store``, ``concurrency`` runs in flight (paced by ``pacing`` when given)."""
+    pace_loop(pacing)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(question: QuestionSpec) -> CapturedRun:

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec, distinct, from_record, load_questions
 from pytest_agentloop.cli.common import eval_files
-from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_TRACES_DIRNAME
+from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_KEY_ENV, DEFAULT_TRACES_DIRNAME, Settings
 from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.ratelimit import parse_rate
 from pytest_agentloop.spec import load_suite
 from pytest_agentloop.traces.store import TraceStore, find_store_root
 
@@ -88,13 +90,26 @@ def _cmd_record(args: argparse.Namespace) -> int:
     say(
         f"agentloop record: {len(questions)} questions, harness {setup.harness.version}, concurrency {args.concurrency}"
     )
-    runs = asyncio.run(record_all(setup, questions, store, args.concurrency, args.replace, progress))
+    pacing = _pacing(args.rate or ini.get("agentloop_rate"), ini)
+    runs = asyncio.run(record_all(setup, questions, store, args.concurrency, args.replace, progress, pacing))
     for run in sorted(runs, key=lambda r: r.label):
         state = "ok" if run.ok else f"FAILED: {run.error}"
         cost = "" if run.cost_usd is None else f", ${run.cost_usd:.4f}"
         print(f"{run.label}\t{run.trace_id}\t{run.wall_seconds:.1f}s{cost}\t{state}")
     print(f"wrote {len(runs)} runs to {store} ({sum(not r.ok for r in runs)} failed)")
     return 1 if any(not r.ok for r in runs) else 0
+
+
+def _pacing(rate: str | None, ini: dict[str, str]) -> Pacing | None:
+    """``--rate`` (else ini ``agentloop_rate``): the agent endpoint's budget, the one pytest's live runs share."""
+    if not rate:
+        return None
+    try:
+        limit = parse_rate(rate)
+    except ValueError as exc:
+        raise AgentConfigError(f"--rate / agentloop_rate: {exc}") from None
+    artifacts = Path.cwd() / (ini.get("agentloop_artifacts_dir") or Settings.artifacts_dir)
+    return Pacing(limit, artifacts / "rate", ini.get("agentloop_agent_key_env") or DEFAULT_KEY_ENV)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -128,6 +143,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     record.add_argument("--timeout", type=float, default=None, help="seconds before a run counts as failed")
     record.add_argument("--replace", action="store_true", help="record labels that already exist again")
     record.add_argument("--redact", help="redaction hook package.module:function (default: ini agentloop_redact)")
+    record.add_argument(
+        "--rate",
+        metavar="RPM[,TPM]",
+        help="the agent endpoint's rate limit, shared with pytest's judge and live runs (default: agentloop_rate)",
+    )
     record.add_argument(
         "--upload-traces", action="store_true", help="also send traces to OpenAI's trace ingest (off by default)"
     )

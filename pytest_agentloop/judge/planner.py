@@ -141,6 +141,17 @@ def warm_up() -> None:
         threading.Thread(target=importlib.import_module, args=(CLIENT_MODULE,), name="agentloop-warm-up").start()
 
 
+async def _cancel_pending() -> None:
+    """Cancel what was submitted and never waited for (a session stopped early), so each coroutine is closed.
+
+    Stopping the loop with them still queued would leave coroutines that never ran (a RuntimeWarning at exit).
+    """
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 class JudgePlanner:
     """Resolves rubric outcomes: stored verdicts first, then the judge, as the mode allows."""
 
@@ -178,6 +189,7 @@ class JudgePlanner:
         if self._loop is None:
             return
         self._writer.shutdown()
+        self._run(_cancel_pending()).result(timeout=10)
         if self._judge is not None:
             self._run(self._judge.close()).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,88 @@
+"""A user's own agent callable is paced like the built-in runner when it uses the plugin's client.
+
+`pytest_agentloop.agent.openai_client()` (plain `openai` calls) and `model_provider()` (Agents SDK runs)
+hand the callable the running loop's client, whose requests wait for the endpoint's rate budget when a
+rate is set. Driven through `agentloop record` in this process against the rate-limited fake server.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from pytest_agentloop.cli import main
+from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply, ToolCall
+
+from conftest import SECRET_KEY
+
+RPM = 240  # the fake endpoint admits a burst of 4 calls, then 4 a second; 5 runs of 2 calls start at once
+RUNS = 5
+
+PLAIN_AGENT = '''
+from pytest_agentloop.agent import openai_client
+
+
+async def run(question, *, metadata, workdir, harness):
+    """Two chat calls: a draft, then the final answer."""
+    client = openai_client()
+    answer = ""
+    for prompt in (question, f"final: {question}"):
+        reply = await client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": prompt}])
+        answer = reply.choices[0].message.content
+    return answer
+'''
+
+SDK_AGENT = '''
+from agents import Agent, RunConfig, Runner, function_tool
+
+from pytest_agentloop.agent import model_provider
+
+
+@function_tool
+def lookup(topic: str) -> str:
+    """Look a topic up."""
+    return f"notes on {topic}"
+
+
+async def run(question, *, metadata, workdir, harness):
+    """An Agents SDK agent run on the plugin's provider: a tool call, then the answer."""
+    agent = Agent(name="support", instructions="Answer.", model="gpt-4.1-mini", tools=[lookup])
+    return await Runner.run(agent, question, run_config=RunConfig(model_provider=model_provider()))
+'''
+
+_names = itertools.count()
+
+
+def script(sdk: bool) -> AgentScript:
+    """Each question's two model calls: the SDK agent's tool call and answer, or the plain agent's draft and answer."""
+    if sdk:
+        lookup = Reply(tool_calls=(ToolCall("lookup", {"topic": "x"}),))
+        return AgentScript({f"question {n}?": [lookup, Reply(text=f"answer {n}")] for n in range(RUNS)})
+    finals = {f"final: question {n}?": [Reply(text=f"answer {n}")] for n in range(RUNS)}  # matched first
+    return AgentScript(finals | {f"question {n}?": [Reply(text="draft")] for n in range(RUNS)})
+
+
+@pytest.mark.parametrize("sdk", [False, True], ids=["openai-client", "agents-sdk"])
+def test_a_users_agent_on_the_plugins_client_is_paced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk: bool
+) -> None:
+    """Unpaced, the 5 first calls arriving together pass the burst of 4 (test_live_rate shows the 429s of runs starting at once)."""
+    module = f"user_agent_{next(_names)}"
+    (tmp_path / f"{module}.py").write_text(SDK_AGENT if sdk else PLAIN_AGENT)
+    (tmp_path / "questions.yaml").write_text(
+        "".join(f"- {{label: q{n}, question: 'question {n}?'}}\n" for n in range(RUNS))
+    )
+    monkeypatch.chdir(tmp_path)  # the rate budget lives under ./.agentloop/rate; the module is importable
+    monkeypatch.syspath_prepend(tmp_path)
+    with FakeOpenAI(rpm=RPM) as server:
+        server.set_responder(script(sdk))
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        code = main(["record", "questions.yaml", "-o", "store", "--agent", f"{module}:run", "--rate", str(RPM)])
+        admitted, rejected = server.rate_limited
+    assert code == 0
+    assert rejected == [] and len(admitted) == 2 * RUNS
+    answers = sorted((tmp_path / "store" / "runs" / f"q{n}" / "answer.md").read_text() for n in range(RUNS))
+    assert answers == sorted(f"answer {n}" for n in range(RUNS))

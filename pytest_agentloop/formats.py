@@ -76,9 +76,9 @@ RECORD_SCHEMA: dict[str, Any] = {
         "status": {"enum": ["ok", "failed"], "description": "ok or failed (a failed run has no answer.md)"},
         "error": {"type": ["string", "null"], "description": "why the run failed, or null"},
         "usage": {
-            "type": "object",
+            "type": ["object", "null"],
             "additionalProperties": {"type": ["integer", "null"], "minimum": 0},
-            "description": "token counts: {input_tokens, output_tokens, requests}, whole numbers ≥ 0",
+            "description": "token counts: {input_tokens, output_tokens, requests}, whole numbers ≥ 0; null: unknown",
         },
         "cost_usd": {"type": ["number", "null"], "minimum": 0, "description": "cost in US dollars, or null"},
         "wall_seconds": {"type": ["number", "null"], "minimum": 0, "description": "the run's wall time in seconds"},

@@ -61,7 +61,7 @@ class MoneyBudget:
 
 MONEY_KEY = pytest.StashKey[MoneyBudget]()
 
-_EMPTY = {"spent": 0.0, "held": 0.0, "dearest_run": 0.0, "runs_done": 0, "runs_out": 0, "refused": 0}
+_EMPTY = {"spent": 0.0, "held": 0.0, "dearest_run": 0.0, "runs_done": 0, "runs_out": 0, "refused": 0, "unpriced": 0}
 
 
 class MoneyLedger:
@@ -93,6 +93,7 @@ class MoneyLedger:
         with self.file.update() as state:
             state["held"] = max(0.0, state.get("held", 0.0) - hold.amount)
             state["spent"] = state.get("spent", 0.0) + spent
+            state["unpriced"] = state.get("unpriced", 0) + (cost is None)
             if hold.run:
                 state["runs_out"] = max(0, state.get("runs_out", 0) - 1)
                 state["runs_done"] = state.get("runs_done", 0) + 1

@@ -8,6 +8,7 @@ rate is set. Driven through `agentloop record` in this process against the rate-
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,35 @@ def test_a_users_agent_on_the_plugins_client_is_paced(
     assert rejected == [] and len(admitted) == 2 * RUNS
     answers = sorted((tmp_path / "store" / "runs" / f"q{n}" / "answer.md").read_text() for n in range(RUNS))
     assert answers == sorted(f"answer {n}" for n in range(RUNS))
+    record = json.loads((tmp_path / "store" / "runs" / "q0" / "record.json").read_text())
+    assert record["usage"] == {"input_tokens": 22, "output_tokens": 14, "requests": 2}  # the server's 11/7 a call
+    assert record["cost_usd"] == pytest.approx((22 * 0.4 + 14 * 1.6) / 1e6)  # gpt-4.1-mini's price
+
+
+OWN_CLIENT_AGENT = """
+import openai
+
+
+async def run(question, *, metadata, workdir, harness):
+    reply = await openai.AsyncOpenAI().chat.completions.create(
+        model="gpt-4.1-mini", messages=[{"role": "user", "content": question}]
+    )
+    return reply.choices[0].message.content
+"""
+
+
+def test_an_agent_on_its_own_client_has_unknown_usage_not_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI
+) -> None:
+    """The plugin never saw its calls and it returned only the answer: usage and cost are null."""
+    module = f"user_agent_{next(_names)}"
+    (tmp_path / f"{module}.py").write_text(OWN_CLIENT_AGENT)
+    (tmp_path / "questions.yaml").write_text("- {label: q0, question: 'question 0?'}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(tmp_path)
+    fake_openai.set_responder(script(sdk=False))
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    assert main(["record", "questions.yaml", "-o", "store", "--agent", f"{module}:run"]) == 0
+    record = json.loads((tmp_path / "store" / "runs" / "q0" / "record.json").read_text())
+    assert record["status"] == "ok" and record["usage"] is None and record["cost_usd"] is None

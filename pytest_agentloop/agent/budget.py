@@ -66,9 +66,10 @@ class SessionBudget:
             return
         state = self.budget.ledger().state()
         refused = f"; {state['refused']:g} live runs or judge calls not started" if state["refused"] else ""
+        unpriced = f"; {state['unpriced']:g} of unknown cost, counted at what they held" if state["unpriced"] else ""
         terminalreporter.write_line(
-            f"agentloop budget: ${state['spent']:.4f} of ${self.budget.limit:g} spent{refused}",
-            yellow=bool(state["refused"]),
+            f"agentloop budget: ${state['spent']:.4f} of ${self.budget.limit:g} spent{refused}{unpriced}",
+            yellow=bool(state["refused"] or state["unpriced"]),
         )
 
     @pytest.hookimpl

@@ -34,7 +34,7 @@ from typing import Any
 
 from pytest_agentloop.agent.errors import AgentConfigError, require
 from pytest_agentloop.agent.harness import Harness
-from pytest_agentloop.agent.pacing import Pacing, paced_http_client
+from pytest_agentloop.agent.pacing import Pacing, run_http_client
 from pytest_agentloop.agent.runner import Question
 
 DEFAULT_MAX_TURNS = 20
@@ -137,8 +137,7 @@ def loop_client() -> Any:
     loop = asyncio.get_running_loop()
     clients = _CLIENTS.setdefault(loop, {})
     if key not in clients:
-        pacing = _PACING.get(loop)
-        http_client = None if pacing is None else paced_http_client(pacing, base_url or None)
+        http_client = run_http_client(_PACING.get(loop), base_url or None)
         clients[key] = AsyncOpenAI(http_client=http_client)
     return clients[key]
 

@@ -33,6 +33,7 @@ from pytest_agentloop.agent.harness import Harness
 from pytest_agentloop.agent.redact import Redactor
 from pytest_agentloop.agent.runner import AgentCallable, AgentReply, Question, Usage, coerce_reply, question_text
 from pytest_agentloop.agent.spanlines import LineContext, SpanLineError, span_line
+from pytest_agentloop.agent.usage import UsageMeter, metering
 from pytest_agentloop.traces import spans as spanfmt
 
 STORE_FORMAT = 2
@@ -63,7 +64,7 @@ class CapturedRun:
     question: str
     answer: str | None
     error: str | None
-    usage: Usage
+    usage: Usage | None  # None: unknown (the agent said nothing and its calls were not seen)
     cost_usd: float | None
     wall_seconds: float
     model: str | None
@@ -81,6 +82,7 @@ class _Outcome:
     reply: AgentReply | None = None
     error: str | None = None
     usage: Usage | None = None
+    meter: UsageMeter | None = None  # what the plugin's client counted
 
 
 class _Lines:
@@ -146,8 +148,9 @@ async def capture_run(
     started, clock = _now(), time.monotonic()
     router.route(trace_id, lines)
     try:
-        with agents.trace(workflow_name=label, trace_id=trace_id, group_id=label):
+        with metering() as meter, agents.trace(workflow_name=label, trace_id=trace_id, group_id=label):
             outcome = await _call(call, question, workdir, options)
+            outcome.meter = meter
     finally:
         router.release(trace_id)
     wall = time.monotonic() - clock
@@ -182,16 +185,18 @@ def _partial_usage(exc: Any) -> Usage | None:
     return None if usage is None else Usage(usage.input_tokens, usage.output_tokens, usage.requests)
 
 
-def _span_usage(lines: list[dict[str, Any]]) -> Usage:
+def _span_usage(lines: list[dict[str, Any]]) -> Usage | None:
+    """The usage the run's LLM spans report (None: the run has no LLM span)."""
+    llm = [line["attributes"] for line in lines if line["attributes"].get("inference.observation_kind") == "LLM"]
+    if not llm:
+        return None
     total = Usage()
-    for line in lines:
-        attributes = line["attributes"]
-        if attributes.get("inference.observation_kind") == "LLM":
-            total += Usage(
-                int(attributes.get("inference.llm.input_tokens") or 0),
-                int(attributes.get("inference.llm.output_tokens") or 0),
-                1,
-            )
+    for attributes in llm:
+        total += Usage(
+            int(attributes.get("inference.llm.input_tokens") or 0),
+            int(attributes.get("inference.llm.output_tokens") or 0),
+            1,
+        )
     return total
 
 
@@ -262,9 +267,13 @@ def _write(
     span_lines = list(lines.lines)
     if not any(line["attributes"].get("inference.observation_kind") == "AGENT" for line in span_lines):
         span_lines.append(_agent_span(trace_id, lines.context, text, answer, outcome.error, started, wall))
+    meter = outcome.meter or UsageMeter()
     usage = (reply.usage if reply else None) or outcome.usage or _span_usage(span_lines)
-    model = (reply.model if reply else None) or _span_model(span_lines) or options.harness.model
-    cost = cost_of(model, usage.input_tokens, usage.output_tokens, options.prices)
+    model = (reply.model if reply else None) or _span_model(span_lines) or meter.model() or options.harness.model
+    if usage is not None:
+        cost = cost_of(model, usage.input_tokens, usage.output_tokens, options.prices)
+    else:  # only what the plugin's client counted, priced model by model
+        usage, cost = meter.usage(), meter.cost(options.prices)
     run = CapturedRun(
         label=label,
         trace_id=trace_id,
@@ -304,7 +313,7 @@ def _record(run: CapturedRun, question: Question, options: CaptureOptions, redac
         "created": run.created,
         "status": "ok" if run.ok else "failed",
         "error": run.error,
-        "usage": run.usage.to_json(),
+        "usage": None if run.usage is None else run.usage.to_json(),
         "cost_usd": run.cost_usd,
         "wall_seconds": run.wall_seconds,
         "provenance": {"source": options.provenance, "agent": options.agent_ref},

@@ -1,4 +1,4 @@
-"""``--agentloop-rate`` for live runs: the built-in runner's client waits for the endpoint's rate budget.
+"""The HTTP client of agent runs: ``--agentloop-rate`` pacing, and the usage meter.
 
 The Agents SDK makes its model calls itself, so the budget sits in the HTTP
 client handed to it: an httpx request hook takes a call from the endpoint's
@@ -27,12 +27,23 @@ class Pacing:
     key_env: str
 
 
-def paced_http_client(pacing: Pacing, base_url: str | None) -> Any:
-    """An ``httpx.AsyncClient`` (the openai client's defaults) whose requests wait for the endpoint's budget."""
+def run_http_client(pacing: Pacing | None, base_url: str | None) -> Any:
+    """The ``httpx.AsyncClient`` (the openai client's defaults) of agent runs' model calls.
+
+    Its response hook counts each answer's usage on the run's meter
+    (:mod:`~pytest_agentloop.agent.usage`); with ``pacing``, its requests also
+    wait for the endpoint's budget.
+    """
     from openai import DefaultAsyncHttpxClient
 
-    from pytest_agentloop.pacing import paced_hooks  # httpx: imported only when live runs are paced
+    from pytest_agentloop.agent.usage import meter_response
 
-    budget = endpoint_budget(base_url or DEFAULT_BASE_URL, pacing.key_env, pacing.limit, pacing.state_dir)
-    assert budget is not None  # a Pacing always has a rate and a folder
-    return DefaultAsyncHttpxClient(event_hooks=paced_hooks(budget))
+    hooks: dict[str, list[Any]] = {"request": [], "response": [meter_response]}
+    if pacing is not None:
+        from pytest_agentloop.pacing import paced_hooks  # httpx: imported only when live runs are paced
+
+        budget = endpoint_budget(base_url or DEFAULT_BASE_URL, pacing.key_env, pacing.limit, pacing.state_dir)
+        assert budget is not None  # a Pacing always has a rate and a folder
+        for event, added in paced_hooks(budget).items():
+            hooks[event] += added
+    return DefaultAsyncHttpxClient(event_hooks=hooks)

@@ -119,3 +119,32 @@ def test_an_agent_on_its_own_client_has_unknown_usage_not_zero(
     assert main(["record", "questions.yaml", "-o", "store", "--agent", f"{module}:run"]) == 0
     record = json.loads((tmp_path / "store" / "runs" / "q0" / "record.json").read_text())
     assert record["status"] == "ok" and record["usage"] is None and record["cost_usd"] is None
+
+
+def test_record_with_a_budget_starts_no_run_that_could_pass_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run costs 2 calls x (11 + 7) tokens at $1000 per 1M = $0.036: the first runs alone and prices the rest,
+    a second fits in $0.09, a third could pass it, so 4 of 6 are not started and nothing of theirs is written."""
+    module = f"user_agent_{next(_names)}"
+    (tmp_path / f"{module}.py").write_text(PLAIN_AGENT)
+    (tmp_path / "questions.yaml").write_text(
+        "".join(f"- {{label: q{n}, question: 'question {n}?'}}\n" for n in range(6))
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\nagentloop_prices =\n    gpt-4.1-mini 1000 1000\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(tmp_path)
+    fake_openai.set_responder(script(sdk=False))
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    command = ["record", "questions.yaml", "-o", "store", "--agent", f"{module}:run"]
+    assert main([*command, "--budget", "0.09"]) == 1
+    out = capsys.readouterr().out
+    assert len(list((tmp_path / "store" / "runs").iterdir())) == 2  # which two: the order runs start in
+    assert out.count("not started: the budget of $0.09 could be passed") == 4
+    assert "budget: $0.0720 of $0.09 spent; 4 runs not started" in out
+    assert len(fake_openai.requests) == 4  # two runs of two calls
+    assert not list((tmp_path / ".agentloop" / "rate").glob("budget-*.json"))  # the ledger is removed
+    with pytest.raises(SystemExit):
+        main([*command, "--budget", "nothing"])
+    assert "expected an amount in USD" in capsys.readouterr().err

@@ -7,17 +7,30 @@ The ledger itself is :mod:`pytest_agentloop.spend`; live runs
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from pytest_agentloop.agent.cost import cost_of, parse_prices
-from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.errors import AgentConfigError, BudgetExhausted
 from pytest_agentloop.agent.options import build_live_settings
 from pytest_agentloop.config import JudgeMode, is_worker, settings_of
-from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
+from pytest_agentloop.spend import MONEY_KEY, Decision, Hold, MoneyBudget, MoneyLedger
 
 SESSION_KEY = "agentloop_budget_session"
+PROBE_POLL = 0.1  # seconds between looks at the ledger while the first run prices runs
+
+
+async def hold_run(ledger: MoneyLedger, what: str) -> Hold:
+    """Hold an agent run's likely cost (waiting while the first run probes it); BudgetExhausted if it could pass."""
+    while True:
+        decision, hold = await asyncio.to_thread(ledger.try_hold, None)
+        if decision is Decision.GO:
+            return hold
+        if decision is Decision.REFUSE:
+            raise BudgetExhausted(f"{what} not started: {ledger.refusal()}")
+        await asyncio.sleep(PROBE_POLL)
 
 
 def register_budget(config: pytest.Config) -> None:

@@ -21,16 +21,16 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from pytest_agentloop.agent.budget import hold_run
 from pytest_agentloop.agent.builtin import pace_loop
-from pytest_agentloop.agent.errors import BudgetExhausted, RunFailed
+from pytest_agentloop.agent.errors import RunFailed
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
 from pytest_agentloop.agent.setup import AgentSetup
-from pytest_agentloop.spend import Decision, Hold, MoneyBudget
+from pytest_agentloop.spend import Hold, MoneyBudget
 from pytest_agentloop.traces.store import TraceRecord
 
 Done = Callable[[str], None]
-PROBE_POLL = 0.1  # seconds between looks at the ledger while the session's first run prices runs
 
 
 @dataclass(frozen=True)
@@ -151,16 +151,8 @@ class LivePool:
                     await asyncio.to_thread(self.ledger.settle, hold, cost)
 
     async def _hold(self, plan: Planned) -> Hold | None:
-        """Hold the run's likely cost against the session's budget (waiting while the first run probes it)."""
-        if self.ledger is None:
-            return None
-        while True:
-            decision, hold = await asyncio.to_thread(self.ledger.try_hold, None)
-            if decision is Decision.GO:
-                return hold
-            if decision is Decision.REFUSE:
-                raise BudgetExhausted(f"live run {plan.label} not started: {self.ledger.refusal()}")
-            await asyncio.sleep(PROBE_POLL)
+        """Hold the run's likely cost against the session's budget (none without one)."""
+        return None if self.ledger is None else await hold_run(self.ledger, f"live run {plan.label}")
 
 
 SDK_MODULES = (

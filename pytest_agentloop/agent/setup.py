@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.agent.budget import hold_run
 from pytest_agentloop.agent.builtin import pace_loop
 from pytest_agentloop.agent.capture import CapturedRun, CaptureOptions, capture_run
 from pytest_agentloop.agent.cost import PRICES, parse_prices
+from pytest_agentloop.agent.errors import BudgetExhausted
 from pytest_agentloop.agent.harness import Harness, load_harness
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
 from pytest_agentloop.agent.redact import Redactor, load_hook
 from pytest_agentloop.agent.runner import AgentCallable, load_agent
+from pytest_agentloop.spend import MoneyLedger
 
 INI_NAMES = (
     "agentloop_agent",
@@ -107,6 +110,14 @@ def key_missing(key_env: str) -> bool:
 Progress = Callable[[CapturedRun], None]
 
 
+@dataclass(frozen=True)
+class NotStarted:
+    """A question ``agentloop record --budget`` did not run, and why."""
+
+    label: str
+    reason: str
+
+
 async def record_all(
     setup: AgentSetup,
     questions: list[QuestionSpec],
@@ -115,20 +126,35 @@ async def record_all(
     replace: bool,
     progress: Progress,
     pacing: Pacing | None = None,
-) -> list[CapturedRun]:
-    """Capture every question into ``store``, ``concurrency`` runs in flight (paced by ``pacing`` when given)."""
+    ledger: MoneyLedger | None = None,
+) -> list[CapturedRun | NotStarted]:
+    """Capture every question into ``store``, ``concurrency`` runs in flight.
+
+    ``pacing`` paces the runs' model calls; with a ``ledger`` a run starts only
+    when its likely cost cannot pass the budget (the others are NotStarted).
+    """
     pace_loop(pacing)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(question: QuestionSpec) -> CapturedRun:
+    async def one(question: QuestionSpec) -> CapturedRun | NotStarted:
         async with gate:
-            run = await capture_run(
-                setup.agent,
-                question.question,
-                store=store,
-                label=question.label,
-                options=setup.options(question, "captured", replace),
-            )
+            try:
+                hold = None if ledger is None else await hold_run(ledger, f"run {question.label}")
+            except BudgetExhausted as exc:
+                return NotStarted(question.label, str(exc))
+            cost: float | None = None
+            try:
+                run = await capture_run(
+                    setup.agent,
+                    question.question,
+                    store=store,
+                    label=question.label,
+                    options=setup.options(question, "captured", replace),
+                )
+                cost = run.cost_usd
+            finally:
+                if ledger is not None and hold is not None:
+                    await asyncio.to_thread(ledger.settle, hold, cost)
         progress(run)
         return run
 

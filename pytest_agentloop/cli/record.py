@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from pathlib import Path
 
 from pytest_agentloop.agent.errors import AgentConfigError
@@ -15,6 +16,7 @@ from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_KEY_ENV, DEFA
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.ratelimit import parse_rate
 from pytest_agentloop.spec import load_suite
+from pytest_agentloop.spend import MoneyBudget
 from pytest_agentloop.traces.store import TraceStore, find_store_root
 
 QUESTION_SUFFIXES = (".yaml", ".yml", ".jsonl")
@@ -57,7 +59,8 @@ def _eval_questions(path: Path) -> list[QuestionSpec]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from pytest_agentloop.agent.setup import build_setup, read_ini, record_all, say
+    from pytest_agentloop.agent.capture import CapturedRun
+    from pytest_agentloop.agent.setup import NotStarted, build_setup, read_ini, record_all, say
 
     ini = read_ini(Path.cwd())
     agent = args.agent or ini.get("agentloop_agent")
@@ -91,13 +94,40 @@ def _cmd_record(args: argparse.Namespace) -> int:
         f"agentloop record: {len(questions)} questions, harness {setup.harness.version}, concurrency {args.concurrency}"
     )
     pacing = _pacing(args.rate or ini.get("agentloop_rate"), ini)
-    runs = asyncio.run(record_all(setup, questions, store, args.concurrency, args.replace, progress, pacing))
-    for run in sorted(runs, key=lambda r: r.label):
-        state = "ok" if run.ok else f"FAILED: {run.error}"
-        cost = "" if run.cost_usd is None else f", ${run.cost_usd:.4f}"
-        print(f"{run.label}\t{run.trace_id}\t{run.wall_seconds:.1f}s{cost}\t{state}")
-    print(f"wrote {len(runs)} runs to {store} ({sum(not r.ok for r in runs)} failed)")
-    return 1 if any(not r.ok for r in runs) else 0
+    budget = _budget(args.budget, ini)
+    ledger = budget.ledger() if budget is not None else None
+    try:
+        results = asyncio.run(
+            record_all(setup, questions, store, args.concurrency, args.replace, progress, pacing, ledger)
+        )
+        spent = ledger.state() if ledger is not None else None
+    finally:
+        if ledger is not None:
+            ledger.file.remove()
+    runs = [r for r in results if isinstance(r, CapturedRun)]
+    skipped = [r for r in results if isinstance(r, NotStarted)]
+    for result in sorted(results, key=lambda r: r.label):
+        if isinstance(result, NotStarted):
+            print(f"{result.label}\t-\t-\t{result.reason}")
+            continue
+        state = "ok" if result.ok else f"FAILED: {result.error}"
+        cost = "" if result.cost_usd is None else f", ${result.cost_usd:.4f}"
+        print(f"{result.label}\t{result.trace_id}\t{result.wall_seconds:.1f}s{cost}\t{state}")
+    if budget is not None and spent is not None:
+        unknown = f"; {spent['unpriced']:g} of unknown cost, counted at what they held" if spent["unpriced"] else ""
+        print(f"budget: ${spent['spent']:.4f} of ${budget.limit:g} spent; {len(skipped)} runs not started{unknown}")
+    not_started = f", {len(skipped)} not started (budget)" if skipped else ""
+    print(f"wrote {len(runs)} runs to {store} ({sum(not r.ok for r in runs)} failed{not_started})")
+    return 1 if skipped or any(not r.ok for r in runs) else 0
+
+
+def _budget(limit: float | None, ini: dict[str, str]) -> MoneyBudget | None:
+    """``--budget USD``: a ledger of this command's own, priced with ini ``agentloop_prices``."""
+    if limit is None:
+        return None
+    prices = tuple((ini.get("agentloop_prices") or "").splitlines())
+    artifacts = Path.cwd() / (ini.get("agentloop_artifacts_dir") or Settings.artifacts_dir)
+    return MoneyBudget(limit, artifacts / "rate", f"record-{uuid.uuid4().hex[:12]}", prices)
 
 
 def _pacing(rate: str | None, ini: dict[str, str]) -> Pacing | None:
@@ -130,6 +160,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _dollars(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive amount in USD, got {text}")
+    return value
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``record``."""
     record = commands.add_parser(
@@ -147,6 +187,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--rate",
         metavar="RPM[,TPM]",
         help="the agent endpoint's rate limit, shared with pytest's judge and live runs (default: agentloop_rate)",
+    )
+    record.add_argument(
+        "--budget",
+        type=_dollars,
+        metavar="USD",
+        help="start no run that could take the total cost past USD (priced as the dearest run so far)",
     )
     record.add_argument(
         "--upload-traces", action="store_true", help="also send traces to OpenAI's trace ingest (off by default)"

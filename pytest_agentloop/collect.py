@@ -338,7 +338,7 @@ class EvalItem(pytest.Item):
             input_tokens=None if rubric is None else sum(v.input_tokens or 0 for v in rubric.verdicts),
             output_tokens=None if rubric is None else sum(v.output_tokens or 0 for v in rubric.verdicts),
             eval_file=display_path(self.config, self.path),
-            trace_store=display_path(self.config, self.store.root),
+            trace_store=display_path(self.config, self._store_of(record)),
             question=None if record is None else record.question,
             harness_version=None if record is None else record.harness_version,
             literal_score=literal_score,
@@ -348,6 +348,12 @@ class EvalItem(pytest.Item):
             assertions=() if verdict is None else verdict.assertions,
             cost=None if record is None else record.cost_usd,
         )
+
+    def _store_of(self, record: TraceRecord | None) -> Path:
+        """The store the checked run lives in: the eval file's, or a live run's own (``runs/<label>/`` below it)."""
+        if record is None:
+            return self.store.root
+        return record.store_root or record.run_dir.parent.parent
 
 
 class JudgeProgress:

@@ -18,8 +18,8 @@ from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply,
 
 from conftest import SECRET_KEY
 
-RPM = 240  # the fake endpoint admits a burst of 4 calls, then 4 a second; 5 runs of 2 calls start at once
-RUNS = 5
+RPM = 240  # the fake endpoint admits a burst of 4 calls, then 4 a second; 3 runs of 2 calls start at once
+RUNS = 3
 
 PLAIN_AGENT = '''
 from pytest_agentloop.agent import openai_client
@@ -69,7 +69,7 @@ def script(sdk: bool) -> AgentScript:
 def test_a_users_agent_on_the_plugins_client_is_paced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk: bool
 ) -> None:
-    """Unpaced, the 5 first calls arriving together pass the burst of 4 (test_live_rate shows the 429s of runs starting at once)."""
+    """Unpaced, the 6 calls arriving within a second pass the burst of 4 (test_live_rate shows the 429s of runs starting at once)."""
     module = f"user_agent_{next(_names)}"
     (tmp_path / f"{module}.py").write_text(SDK_AGENT if sdk else PLAIN_AGENT)
     (tmp_path / "questions.yaml").write_text(

@@ -30,7 +30,8 @@ async def run(question, *, metadata, workdir, harness):
     client = openai_client()
     answer = ""
     for prompt in (question, f"final: {question}"):
-        reply = await client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": prompt}])
+        messages = [{"role": "user", "content": prompt}]
+        reply = await client.chat.completions.create(model="gpt-4.1-mini", messages=messages)
         answer = reply.choices[0].message.content
     return answer
 '''
@@ -69,7 +70,7 @@ def script(sdk: bool) -> AgentScript:
 def test_a_users_agent_on_the_plugins_client_is_paced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk: bool
 ) -> None:
-    """Unpaced, the 6 calls arriving within a second pass the burst of 4 (test_live_rate shows the 429s of runs starting at once)."""
+    """Paced, no call is refused (unpaced, the 6 calls arriving within a second pass the burst of 4: checked)."""
     module = f"user_agent_{next(_names)}"
     (tmp_path / f"{module}.py").write_text(SDK_AGENT if sdk else PLAIN_AGENT)
     (tmp_path / "questions.yaml").write_text(

@@ -13,18 +13,15 @@ from typing import TypeVar
 
 import pytest
 
-from pytest_agentloop.agent.budget import register_budget
-from pytest_agentloop.agent.live import register_live
 from pytest_agentloop.agent.options import add_options as add_live_options
+from pytest_agentloop.agent.options import build_live_settings
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY
 from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionTypeClash, using
 from pytest_agentloop.collect import EvalFile, EvalItem, registry_for, store_for
 from pytest_agentloop.config import SETTINGS_KEY, Backend, Settings, add_settings, build_settings, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
-from pytest_agentloop.gate.sharding import ShardSelector, XdistShardHooks
 from pytest_agentloop.gate.shards import parse_shard
-from pytest_agentloop.report.plugin import HtmlReportPlugin
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -71,19 +68,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "agentloop: an eval collected from an agentloop eval file")
     config.addinivalue_line("markers", "agentloop_trace(ref): the recorded run (label or trace id) a Python eval reads")
     session = AgentloopSession(config)
-    config.pluginmanager.register(session, AgentloopSession.name)
+    _register(config, session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(session), "agentloop-xdist")
+        _register(config, XdistHooks(session), "agentloop-xdist")
     settings = settings_of(config)
     _register_shard_selector(config, settings)
-    register_budget(config)  # before the live runs and the judge, which hold money against it
-    register_live(config)
+    _register_live(config)
+    # Capabilities a session does not use are never imported: their modules (the live runner and its pool, the
+    # HTML report, shard planning, Promptfoo) weigh on start-up and on every garbage collection pass until exit.
     if settings.backend is Backend.PROMPTFOO:
         from pytest_agentloop.backends.promptfoo_plugin import PromptfooPlugin
 
-        config.pluginmanager.register(PromptfooPlugin(config), PromptfooPlugin.name)
+        _register(config, PromptfooPlugin(config), PromptfooPlugin.name)
     if settings.html and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(HtmlReportPlugin(config), HtmlReportPlugin.name)
+        from pytest_agentloop.report.plugin import HtmlReportPlugin
+
+        _register(config, HtmlReportPlugin(config), HtmlReportPlugin.name)
+
+
+REGISTERED_KEY = pytest.StashKey[list[str]]()
+
+
+def _register(config: pytest.Config, plugin: object, name: str) -> None:
+    """Register one of the plugin's session objects (dropped again in ``pytest_unconfigure``)."""
+    config.pluginmanager.register(plugin, name)
+    config.stash.setdefault(REGISTERED_KEY, []).append(name)
+
+
+def _register_live(config: pytest.Config) -> None:
+    """The money budget, then live runs, each only when its option is given."""
+    live = build_live_settings(config)
+    if live.budget is not None:  # before the live runs and the judge, which hold money against it
+        from pytest_agentloop.agent.budget import register_budget
+
+        register_budget(config)
+    if live.live:
+        from pytest_agentloop.agent.live import register_live
+
+        register_live(config)
 
 
 def _register_shard_selector(config: pytest.Config, settings: Settings) -> None:
@@ -92,15 +114,17 @@ def _register_shard_selector(config: pytest.Config, settings: Settings) -> None:
         if settings.shard_out:
             raise pytest.UsageError("--agentloop-shard-out needs --agentloop-shard=K/N")
         return
+    from pytest_agentloop.gate.sharding import ShardSelector, XdistShardHooks
+
     durations = Path(settings.durations) if settings.durations else None
     out = Path(settings.shard_out) if settings.shard_out else None
     try:
         selector = ShardSelector(parse_shard(settings.shard), durations, out)
     except AgentloopError as exc:
         raise pytest.UsageError(f"--agentloop-durations: {exc}") from None
-    config.pluginmanager.register(selector, ShardSelector.name)
+    _register(config, selector, ShardSelector.name)
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(XdistShardHooks(selector), "agentloop-shard-xdist")
+        _register(config, XdistShardHooks(selector), "agentloop-shard-xdist")
 
 
 def _check_plugin_assertions(config: pytest.Config) -> None:
@@ -116,15 +140,8 @@ def _check_plugin_assertions(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Drop the session object."""
-    for name in (
-        AgentloopSession.name,
-        "agentloop-xdist",
-        ShardSelector.name,
-        "agentloop-shard-xdist",
-        "agentloop-promptfoo",
-        HtmlReportPlugin.name,
-    ):
+    """Drop the session object and the other objects registered at configure time."""
+    for name in config.stash.get(REGISTERED_KEY, []):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

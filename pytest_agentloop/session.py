@@ -27,8 +27,9 @@ from pytest_agentloop.gate.finish import now as now_utc
 from pytest_agentloop.gate.run import GateRun, new_run_id
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.lookahead import queued_items
-from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner, warm_up
+from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
 from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, survey
+from pytest_agentloop.judge.warmup import PreparedJudge
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
 from pytest_agentloop.results import EvalResult, Outcome, Selection
 from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
@@ -80,6 +81,7 @@ class AgentloopSession:
         self.written: set[Path] = set()
         self.survey = StoreSurvey()
         self.planner: JudgePlanner | None = None
+        self.prepared: PreparedJudge | None = None
         self.gate = GateRun(self.settings, config.rootpath, self.run_id)
         self.handoff: HandoffOutcome | None = None
         self.handoff_error: str | None = None
@@ -96,7 +98,7 @@ class AgentloopSession:
         """Check the baseline (and the history, when the gate is asked for) before any eval runs."""
         calls = self.settings.judge_mode in (JudgeMode.RECORD, JudgeMode.REFRESH)
         if calls and evaluates(self.config) and not _xdist_controller(self.config):
-            warm_up()
+            self.prepared = PreparedJudge(self._endpoint(), self.settings.concurrency)
         if is_worker(self.config) or not evaluates(self.config):
             return
         try:
@@ -157,12 +159,14 @@ class AgentloopSession:
         if not evaluates(self.config):
             return
         judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
+        endpoint = self._endpoint()
         self.planner = JudgePlanner(
-            endpoint_for(self.settings, self.config.rootpath, self.config.stash.get(MONEY_KEY, None)),
+            endpoint,
             self.settings.judge_mode,
             self.settings.concurrency,
             self._write_verdicts,
             self.settings.judge_context_bytes,
+            self.prepared.for_endpoint(endpoint) if self.prepared else None,
         )
         self.config.stash[PLANNER_KEY] = self.planner
         if judged and not is_worker(self.config):
@@ -180,6 +184,9 @@ class AgentloopSession:
                     self.planner.submit(candidate.grade_request())
                 except AgentloopError:
                     continue
+
+    def _endpoint(self) -> JudgeEndpoint:
+        return endpoint_for(self.settings, self.config.rootpath, self.config.stash.get(MONEY_KEY, None))
 
     def _plan(self, items: list[EvalItem]) -> None:
         assert self.planner is not None

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
-import sys
+import contextlib
 import threading
 import time
 import warnings
@@ -128,17 +127,6 @@ class PlannerStats:
 
 
 PLANNER_KEY = pytest.StashKey["JudgePlanner"]()
-CLIENT_MODULE = "pytest_agentloop.judge.client"
-
-
-def warm_up() -> None:
-    """Import the judge's HTTP client on a thread of its own while pytest collects, off the first call's path.
-
-    Not a daemon: an import cut short at interpreter exit is worse than waiting for it in a session that ends
-    before it does.
-    """
-    if CLIENT_MODULE not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=(CLIENT_MODULE,), name="agentloop-warm-up").start()
 
 
 async def _cancel_pending() -> None:
@@ -162,9 +150,12 @@ class JudgePlanner:
         concurrency: int,
         on_new: NewVerdicts,
         context_limit: int = DEFAULT_JUDGE_CONTEXT_KB * 1000,
+        prepared: concurrent.futures.Future[OpenAIJudge] | None = None,
     ) -> None:
+        """``prepared``: the judge client made while pytest collected (see :mod:`~pytest_agentloop.judge.warmup`)."""
         self.endpoint, self.mode, self.on_new = endpoint, mode, on_new
         self.context_limit = context_limit
+        self._prepared = prepared
         self.stats = PlannerStats()
         self._concurrency = concurrency
         self._futures: dict[str, concurrent.futures.Future[RubricOutcome]] = {}
@@ -284,19 +275,29 @@ class JudgePlanner:
                 raise result
         return good
 
-    async def _grade(self, request: GradeRequest, inputs: JudgeInputs, sample: int) -> Verdict:
+    async def _client(self) -> OpenAIJudge:
+        """The judge client: the one made while pytest collected, else one made now (its error then surfaces)."""
+        if self._judge is None and self._prepared is not None:
+            with contextlib.suppress(Exception):
+                prepared = await asyncio.wrap_future(self._prepared)
+                self._judge = self._judge or prepared
         if self._judge is None:
             from pytest_agentloop.judge.client import OpenAIJudge
 
             self._judge = OpenAIJudge(self.endpoint, self._concurrency)
+        return self._judge
+
+    async def _grade(self, request: GradeRequest, inputs: JudgeInputs, sample: int) -> Verdict:
+        if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
-        assert self._semaphore is not None
+        semaphore = self._semaphore
+        judge = await self._client()
         prompt = build_prompt(inputs.rubric, inputs.output, inputs.expected, inputs.question, inputs.context)
-        async with self._semaphore:
+        async with semaphore:
             self.stats.calls += 1
             self.stats.first_call = self.stats.first_call or time.monotonic()
             try:
-                graded = await self._judge.grade(prompt)
+                graded = await judge.grade(prompt)
             finally:
                 self.stats.last_answer = time.monotonic()
         return Verdict(

@@ -170,6 +170,7 @@ class EvalItem(pytest.Item):
         self.record: TraceRecord | None = None
         self.verdict: LiteralVerdict | None = None
         self.rubric: RubricOutcome | None = None
+        self._graded_request: GradeRequest | None = None
         self._describe()
 
     def _describe(self) -> None:
@@ -191,11 +192,17 @@ class EvalItem(pytest.Item):
         return self.spec.scoring.needs_judge and settings_of(self.config).judge_mode is not JudgeMode.OFF
 
     def grade_request(self) -> GradeRequest:
-        """What the planner needs to resolve this eval's rubric (reads the answer)."""
+        """What the planner needs to resolve this eval's rubric (reads the answer).
+
+        Asked at collection's end, when judging starts, and at setup: made once when the run is a recorded one
+        (a fresh run, ``--agentloop-live``, may not have finished at the first ask).
+        """
+        if self._graded_request is not None:
+            return self._graded_request
         settings = settings_of(self.config)
         record = self.record or self._run_record(wait=False)
         source = self.config.stash.get(RUN_SOURCE_KEY, None)
-        return GradeRequest(
+        request = GradeRequest(
             nodeid=self.nodeid,
             eval_file=display_path(self.config, self.path),
             eval_id=self.spec.id,
@@ -211,6 +218,9 @@ class EvalItem(pytest.Item):
             eval_path=self.path,
             line=self.spec.line,
         )
+        if source is None:
+            self._graded_request = request
+        return request
 
     def _run_record(self, wait: bool = True) -> TraceRecord:
         """The run this eval checks: a fresh one when a run source (``--agentloop-live``) is set, else the recorded."""

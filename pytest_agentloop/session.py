@@ -101,6 +101,7 @@ class AgentloopSession:
             self.prepared = PreparedJudge(self._endpoint(), self.settings.concurrency)
         if is_worker(self.config) or not evaluates(self.config):
             return
+        self.gate.start()
         try:
             self.gate.check_inputs()
         except AgentloopError as exc:

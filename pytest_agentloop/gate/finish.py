@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,30 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def git_head(root: Path) -> tuple[str | None, str | None]:
+    """The commit and the branch checked out at ``root`` (None for what git cannot tell), in one git call."""
+    found = _git(root, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+    commit, _, branch = (found or "").partition("\n")
+    return commit or None, branch.strip() or None
+
+
+class GitHead:
+    """:func:`git_head`, asked on a thread of its own when the session starts, so the end waits for no git."""
+
+    def __init__(self, root: Path) -> None:
+        self._found: tuple[str | None, str | None] = (None, None)
+        self._thread = threading.Thread(target=self._ask, args=(root,), name="agentloop-git")
+        self._thread.start()
+
+    def _ask(self, root: Path) -> None:
+        self._found = git_head(root)
+
+    def result(self) -> tuple[str | None, str | None]:
+        """The commit and branch (git's own timeout bounds the wait)."""
+        self._thread.join()
+        return self._found
+
+
 def now() -> str:
     """UTC time with microseconds, ``Z`` suffix (runs a second apart still sort in order)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -109,14 +134,19 @@ def record_run(
     results: list[EvalResult],
     selection: Selection,
     exit_status: int,
+    head: GitHead | None = None,
 ) -> None:
-    """One transaction: the run, every result and the selection; raises HistoryError."""
+    """One transaction: the run, every result and the selection; raises HistoryError.
+
+    ``head``: the commit and branch looked up when the session started (else looked up now).
+    """
+    commit, branch = head.result() if head is not None else git_head(root)
     row = RunRow(
         run_id=run.run_id,
         started=run.started,
         finished=now(),
-        git_commit=_git(root, "rev-parse", "HEAD"),
-        git_branch=_git(root, "rev-parse", "--abbrev-ref", "HEAD"),
+        git_commit=commit,
+        git_branch=branch,
         harness_version=harness_version(settings, root),
         options=run.options,
         exit_status=exit_status,

@@ -16,7 +16,7 @@ from pathlib import Path
 from pytest_agentloop.config import Settings
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.baseline import Baseline, check_ref, load_baseline
-from pytest_agentloop.gate.finish import GateOutcome, RunInfo, judge_gate, record_run, write_summaries
+from pytest_agentloop.gate.finish import GateOutcome, GitHead, RunInfo, judge_gate, record_run, write_summaries
 from pytest_agentloop.gate.history import History, HistoryError
 from pytest_agentloop.results import EvalResult, Selection
 
@@ -37,11 +37,17 @@ class GateRun:
     errors: list[str] = field(default_factory=list)
     """Problems that stop the gate or the history write, each one line."""
     recorded: Path | None = None
+    head: GitHead | None = None
+    """The commit and branch, looked up from the session's start (see :meth:`start`)."""
 
     @property
     def history(self) -> History:
         """The run history this session reads and writes."""
         return History(self.settings.history_path(self.root))
+
+    def start(self) -> None:
+        """Look up the commit and branch the run will be recorded with while the evals run."""
+        self.head = GitHead(self.root)
 
     def check_inputs(self) -> None:
         """Before any eval runs: the baseline must be readable, and the history writable when the gate is asked for.
@@ -74,7 +80,9 @@ class GateRun:
         """
         assert self.outcome is not None
         try:
-            record_run(self.settings, self.history, self.root, run, self.outcome.results, selection, exit_status)
+            record_run(
+                self.settings, self.history, self.root, run, self.outcome.results, selection, exit_status, self.head
+            )
         except HistoryError as exc:
             self.errors.append(f"run history not written: {exc}")
             return max(exit_status, 1) if self.settings.gate_requested else exit_status

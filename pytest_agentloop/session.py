@@ -219,7 +219,16 @@ class AgentloopSession:
             if item.nodeid not in self.records and (report.when == "call" or report.outcome != "passed"):
                 outcome = outcome_of(report)
                 self.records[item.nodeid] = item.result(outcome, explanation_of(report, item))
+            if report.when == "teardown" and item.nodeid in self.records:
+                # The total is known now, while the judge is still answering other evals; the session's end has
+                # none of these copies left to make.
+                self.records[item.nodeid] = self._with_duration(self.records[item.nodeid])
         return report
+
+    def _with_duration(self, result: EvalResult) -> EvalResult:
+        """``result`` with the eval's total duration over its setup, call and teardown."""
+        total = round(self.durations.get(result.nodeid, result.duration), 6)
+        return result if result.duration == total else replace(result, duration=total)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -276,7 +285,7 @@ class AgentloopSession:
 
     def final_results(self) -> list[EvalResult]:
         """Every eval's record with its total duration; evals reported without a record (a crashed worker) too."""
-        rows = {n: replace(r, duration=round(self.durations.get(n, r.duration), 6)) for n, r in self.records.items()}
+        rows = {n: self._with_duration(r) for n, r in self.records.items()}
         for nodeid, outcome in self.reported.items():
             if nodeid not in rows and self.is_eval(nodeid):
                 rows[nodeid] = lost_result(nodeid, outcome)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,13 @@ def session_registry(config: pytest.Config) -> AssertionRegistry:
 
 def display_path(config: pytest.Config, path: Path) -> str:
     """``path`` relative to the rootdir when inside it, with forward slashes."""
-    return (path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path).as_posix()
+    return _relative(config.rootpath, path)
+
+
+@lru_cache(maxsize=1024)
+def _relative(root: Path, path: Path) -> str:
+    # Asked three times an eval (its request and its result record), of the same few folders and files.
+    return (path.relative_to(root) if path.is_relative_to(root) else path).as_posix()
 
 
 class EvalFile(pytest.File):

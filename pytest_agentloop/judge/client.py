@@ -159,7 +159,9 @@ class OpenAIJudge:
         self.budget = endpoint.budget()
         self.money = endpoint.money.ledger() if endpoint.money else None
         self._client = paced_client(self.budget, timeout=endpoint.timeout, connections=connections)
-        self._url = endpoint.url.rstrip("/") + PATHS[self.api]
+        self._url = httpx.URL(endpoint.url.rstrip("/") + PATHS[self.api])  # parsed once, not at every call
+        # OpenAI's reasoning models refuse max_tokens; other servers know max_tokens best.
+        self._cap_name = "max_completion_tokens" if endpoint.is_openai else "max_tokens"
         self._headers = {"Authorization": f"Bearer {endpoint.api_key or 'missing'}"}
 
     async def _paced(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -300,9 +302,7 @@ class OpenAIJudge:
                 "json_schema": {"name": "verdict", "schema": VERDICT_SCHEMA, "strict": True},
             }
         if self.endpoint.max_tokens:
-            # OpenAI's reasoning models refuse max_tokens; other servers know max_tokens best.
-            name = "max_completion_tokens" if self.endpoint.is_openai else "max_tokens"
-            body[name] = self.endpoint.max_tokens
+            body[self._cap_name] = self.endpoint.max_tokens
         response = await self._paced(body)
         choice = _get(response, "choices", 0)
         if choice is None:

@@ -249,7 +249,8 @@ class JudgePlanner:
         except UnreadableVerdicts as exc:
             raise UnreadableVerdicts(f"eval {request.eval_id}: {exc}") from None
         inputs = self._inputs(request)
-        found = index.find(human_key(inputs), model_key(inputs, self.endpoint.model, PROMPT_VERSION))
+        key = model_key(inputs, self.endpoint.model, PROMPT_VERSION)
+        found = index.find(human_key(inputs), key)
         if self.mode is JudgeMode.REFRESH:
             needed = list(range(request.repeat))
         elif found.human is not None:
@@ -259,13 +260,15 @@ class JudgePlanner:
         notes = () if found.human is not None else tuple(_stale_labels(index, request, inputs))
         if needed and self.mode is JudgeMode.REPLAY:
             raise MissingVerdict(_missing_message(request, self.endpoint, len(needed), index, inputs))
-        fresh = await self._grade_all(request, inputs, needed)
+        fresh = await self._grade_all(request, inputs, key, needed)
         kept = [v for i, v in found.model.items() if i not in needed and i < request.repeat]
         outcome = combine([*([found.human] if found.human else []), *kept, *fresh], request.threshold)
         return replace(outcome, notes=notes)
 
-    async def _grade_all(self, request: GradeRequest, inputs: JudgeInputs, samples: list[int]) -> list[Verdict]:
-        results = await asyncio.gather(*(self._grade(request, inputs, i) for i in samples), return_exceptions=True)
+    async def _grade_all(
+        self, request: GradeRequest, inputs: JudgeInputs, key: str, samples: list[int]
+    ) -> list[Verdict]:
+        results = await asyncio.gather(*(self._grade(request, inputs, key, i) for i in samples), return_exceptions=True)
         good = [r for r in results if isinstance(r, Verdict)]
         if good:
             await self._remember(request, good)
@@ -287,7 +290,8 @@ class JudgePlanner:
             self._judge = OpenAIJudge(self.endpoint, self._concurrency)
         return self._judge
 
-    async def _grade(self, request: GradeRequest, inputs: JudgeInputs, sample: int) -> Verdict:
+    async def _grade(self, request: GradeRequest, inputs: JudgeInputs, key: str, sample: int) -> Verdict:
+        """One verdict on ``inputs``; ``key`` is their model key (made once per eval, not per sample)."""
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
         semaphore = self._semaphore
@@ -301,7 +305,7 @@ class JudgePlanner:
             finally:
                 self.stats.last_answer = time.monotonic()
         return Verdict(
-            key=model_key(inputs, self.endpoint.model, PROMPT_VERSION),
+            key=key,
             subject=subject_key(inputs),
             eval_file=request.eval_file,
             eval_id=request.eval_id,

@@ -2,6 +2,7 @@
 
     uv run python bench/judge.py [--evals 200] [--latency 0.1] [--concurrency 8]
     uv run python bench/judge.py --rate 600     # pacing against a server that enforces 600 rpm
+    uv run python bench/judge.py --phases       # and where the cold runs' time goes, phase by phase
 
 Prints, from one run: the cold wall time (record mode, every rubric graded),
 the ideal time (calls x latency / concurrency) and their ratio (target under
@@ -11,6 +12,12 @@ under 1.5 s); then the warm replay time of the same suite next to plain pytest r
 the same number of trivial tests, their ratio (target under 1.5), and the HTTP
 requests the replay made (target 0). Each pytest run is a fresh subprocess; the
 median of --repeats runs is reported for the warm figures.
+
+With ``--phases`` the cold runs load ``bench/phase_clock.py`` and the median of
+each phase is printed: start-up, plugins and configure, session start,
+collection, the wait for the first judge call, the judging phase, the last
+items, the end of the session, the terminal summary, pytest's clean-up and the
+interpreter's teardown.
 
 With ``--rate RPM`` the fake server enforces that many requests a minute (a
 bucket of one second's calls, 429 past it, ``x-ratelimit-*`` headers on every
@@ -22,6 +29,7 @@ least 0.9) and the 429s after the first second (goal 0).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -62,9 +70,11 @@ def run_pytest(root: Path, target: str, *args: str, allowed: tuple[int, ...] = (
     return run_pytest_output(root, target, *args, allowed=allowed)[0]
 
 
-def run_pytest_output(root: Path, target: str, *args: str, allowed: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    """Seconds and standard output of one ``pytest`` subprocess."""
-    env = {**os.environ, "OPENAI_API_KEY": "bench-key"}
+def run_pytest_output(
+    root: Path, target: str, *args: str, allowed: tuple[int, ...] = (0,), env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    """Seconds and standard output of one ``pytest`` subprocess (``env``: more environment variables)."""
+    env = {**os.environ, "OPENAI_API_KEY": "bench-key", **(env or {})}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target, *args]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
@@ -74,14 +84,58 @@ def run_pytest_output(root: Path, target: str, *args: str, allowed: tuple[int, .
     return elapsed, done.stdout
 
 
-def cold_run(root: Path, judge: list[str]) -> tuple[float, float]:
-    """Wall time and judging phase of one record-mode run that grades every rubric (stored verdicts removed first)."""
+def cold_run(root: Path, judge: list[str], phases: list[dict[str, float]] | None = None) -> tuple[float, float]:
+    """Wall time and judging phase of one record-mode run that grades every rubric (stored verdicts removed first).
+
+    With ``phases``, the run loads ``phase_clock`` and its phase durations are appended there.
+    """
     (root / "suite" / "verdicts.jsonl").unlink(missing_ok=True)
-    wall, output = run_pytest_output(root, "suite", *judge, "--agentloop-judge=record")
+    clock, marks = ([], {}) if phases is None else (["-p", "phase_clock"], _clock_env(root))
+    spawned = time.time()
+    wall, output = run_pytest_output(root, "suite", *judge, *clock, "--agentloop-judge=record", env=marks)
     found = re.search(r"judge calls: \d+ in ([\d.]+)s", output)
     if found is None:
         raise SystemExit(f"no judging phase in the output:\n{output[-2000:]}")
+    if phases is not None:
+        phases.append(phase_durations(json.loads(Path(marks[PHASES_ENV]).read_text()), spawned, spawned + wall))
     return wall, float(found.group(1))
+
+
+PHASES_ENV = "AGENTLOOP_PHASES"
+PHASES = (
+    ("interpreter and pytest start-up", "spawned", "imported"),
+    ("entry-point plugins, configure", "imported", "configured"),
+    ("session start", "configured", "collecting"),
+    ("collection", "collecting", "collected"),
+    ("until the first judge call", "collected", "first_call"),
+    ("judging phase", "first_call", "last_answer"),
+    ("last items after the last answer", "last_answer", "last_item"),
+    ("end of session (verdicts, gate, history)", "last_item", "finished"),
+    ("terminal summary, unconfigure", "finished", "unconfigured"),
+    ("pytest clean-up (gc passes), atexit", "unconfigured", "exiting"),
+    ("interpreter teardown", "exiting", "ended"),
+)
+
+
+def _clock_env(root: Path) -> dict[str, str]:
+    bench = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (bench, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, PHASES_ENV: str(root / "phases.json")}
+
+
+def phase_durations(marks: dict[str, float], spawned: float, ended: float) -> dict[str, float]:
+    """Seconds each phase of :data:`PHASES` took in one run."""
+    marks = {**marks, "spawned": spawned, "ended": ended}
+    return {name: marks[end] - marks[start] for name, start, end in PHASES}
+
+
+def print_phases(runs: list[dict[str, float]]) -> None:
+    """Median seconds of each phase over ``runs``."""
+    print(f"phases (median of {len(runs)} cold runs):")
+    for name, _, _ in PHASES:
+        print(f"  {name:42} {statistics.median(r[name] for r in runs):6.3f}s")
+    fixed = statistics.median(sum(v for k, v in r.items() if k != "judging phase") for r in runs)
+    print(f"  {'all but the judging phase':42} {fixed:6.3f}s")
 
 
 def paced(args: argparse.Namespace) -> None:
@@ -135,6 +189,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cold-repeats", type=int, default=3, help="record-mode runs (median reported)")
     parser.add_argument("--rate", type=float, default=None, help="requests a minute the server allows")
+    parser.add_argument("--phases", action="store_true", help="also time each phase of the cold runs")
     args = parser.parse_args()
     bytecode_note()
     if args.rate:
@@ -149,7 +204,8 @@ def main() -> None:
             "--agentloop-judge-model=bench-judge",
             f"--agentloop-concurrency={args.concurrency}",
         ]
-        colds = [cold_run(root, judge) for _ in range(args.cold_repeats)]
+        phases: list[dict[str, float]] | None = [] if args.phases else None
+        colds = [cold_run(root, judge, phases) for _ in range(args.cold_repeats)]
         cold, calling = statistics.median(c[0] for c in colds), statistics.median(c[1] for c in colds)
         fixed = statistics.median(c[0] - c[1] for c in colds)
         cold_calls = len(fake.requests)
@@ -181,6 +237,8 @@ def main() -> None:
     print(f"warm replay (median of {args.repeats}):  {warm:.2f}s; HTTP requests during replay: {replay_requests}")
     print(f"plain pytest, {args.evals} trivial tests: {plain:.2f}s")
     print(f"warm / plain:                 {warm / plain:.2f}  (target <= 1.5)")
+    if phases:
+        print_phases(phases)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,12 @@ def loop_client() -> Any:
     return clients[key]
 
 
+async def close_loop_clients() -> None:
+    """Close the running loop's clients, so none is left for the interpreter's exit to collect half torn down."""
+    for client in _CLIENTS.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
 async def run(question: Question, *, metadata: dict[str, Any], workdir: Path, harness: Harness) -> Any:
     """The built-in agent callable (``agentloop_agent = harness``)."""
     return await run_sdk_agent(build_agent(harness), question, metadata=metadata, workdir=workdir, harness=harness)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from pytest_agentloop.agent.builtin import pace_loop
+from pytest_agentloop.agent.builtin import close_loop_clients, pace_loop
 from pytest_agentloop.agent.errors import BudgetExhausted, RunFailed
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
@@ -32,6 +32,7 @@ from pytest_agentloop.traces.store import TraceRecord
 
 Done = Callable[[str], None]
 PROBE_POLL = 0.1  # seconds between looks at the ledger while the session's first run prices runs
+CLOSE_WAIT = 5.0  # seconds to wait for the loop's clients to close
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ class LivePool:
             future.cancel()
         if self._warming is not None:
             self._warming.cancel()
+        closing = asyncio.run_coroutine_threadsafe(close_loop_clients(), self._loop)
+        with contextlib.suppress(Exception):  # a client that does not close cleanly is the exit's to collect
+            closing.result(timeout=CLOSE_WAIT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -125,7 +129,7 @@ class LivePool:
         if pending and not self._loop.is_running():  # let the cancelled finish, so none is destroyed pending
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
-        self._loop = None
+        self._loop, self._started = None, asyncio.Event()  # the old event holds the old loop
 
     async def _warm_up(self) -> None:
         """Import the SDK (blocking the loop: runs wait for it); once runs are started, warm up beside them."""

@@ -206,6 +206,14 @@ def tail(notes: dict[str, float], began: float, last_end: float, judge_answered:
     )
 
 
+def judge_lag(run_ends: list[float], judge_arrivals: list[float]) -> str:
+    """How soon after the k-th run ended the k-th judge request reached the server."""
+    lags = sorted(judged - ended for ended, judged in zip(run_ends, judge_arrivals, strict=False))
+    if not lags:
+        return "judge: no requests"
+    return f"judge requests after the runs' ends: median {lags[len(lags) // 2]:.2f}s, at most {lags[-1]:.2f}s"
+
+
 def bytecode_note() -> str:
     """Whether the SDK's modules load from cached bytecode (a process that compiles them pays seconds more)."""
     import agents
@@ -279,6 +287,7 @@ def main() -> None:
     print("start-up inside the session, seconds from launch:")
     print("\n".join(breakdown(notes, began, first_start, first_request)))
     print(tail(notes, began, last_end, judge_answered, wall))
+    print(judge_lag(sorted(w[1] for w in windows), sorted(t for t, judge in arrivals if judge)))
     if refused:
         print(
             f"connections refused for a full listen backlog during the session (whole machine): {refused}; "

@@ -122,3 +122,16 @@ def test_a_live_session_with_nothing_to_run_closes_its_pool_cleanly(
     errors = result.stderr.str()
     assert "Task was destroyed" not in errors and "Traceback" not in errors, errors
     assert fake_openai.requests == []
+
+
+def test_runs_of_one_harness_share_its_agent(tmp_path: Path) -> None:
+    from pytest_agentloop.agent.builtin import agent_for
+    from pytest_agentloop.agent.harness import load_harness
+
+    (tmp_path / "plaintools.py").write_text('def note(text: str) -> str:\n    """Note it."""\n    return text\n')
+    (tmp_path / "harness.yaml").write_text("name: a\nsystem_prompt: Answer.\ntools: [plaintools:note]\n")
+    harness = load_harness(tmp_path / "harness.yaml")
+    agent = agent_for(harness)
+    assert agent_for(harness) is agent  # the plain function is wrapped as a tool once, not at every run
+    assert [tool.name for tool in agent.tools] == ["note"]
+    assert agent_for(load_harness(tmp_path / "harness.yaml")) is not agent  # another session's harness

@@ -112,7 +112,7 @@ class LivePool:
         self._loop.call_soon_threadsafe(self._started.set)
 
     def close(self) -> None:
-        """Cancel what has not started and stop the loop thread."""
+        """Cancel what has not started, close the loop's clients and stop the loop thread."""
         if self._loop is None:
             return
         for future in self.futures.values():

@@ -13,6 +13,15 @@ apart in fresh processes, pytest collecting the suite and importing the
 Agents SDK and HALO's span mapping (the SDK import is CPU-bound: a thread
 started at configure time cannot hide it behind pytest's own start under
 the GIL). It also says whether the SDK loads from cached bytecode.
+
+Inside the session, a conftest written beside the suite notes when pytest's
+hooks ran and reads the live pool's warm-up timings (when the SDK import
+began and ended, its CPU seconds, when the dry run ran); the fake server
+notes when each request arrived. From these the start-up and the tail (last
+run's end to the process's exit) are broken down step by step. The number
+of connections the kernel refused for a full listen backlog is read from
+``/proc/net/netstat`` (the whole machine's count): each such connect is
+retried after 1 s.
 """
 
 from __future__ import annotations
@@ -42,6 +51,47 @@ def lookup(topic: str) -> str:
 '''
 
 
+TIMELINE_CONFTEST = '''
+"""Notes when pytest's hooks ran (epoch seconds) into $BENCH_TIMELINE, for bench/live.py."""
+import atexit, json, os, time
+
+import pytest
+
+NOTES = {"conftest imported": time.time()}
+
+
+def _write():
+    NOTES["atexit"] = time.time()
+    with open(os.environ["BENCH_TIMELINE"], "w") as handle:
+        json.dump(NOTES, handle)
+
+
+atexit.register(_write)  # registered early, so run late: just before the interpreter's own finalization
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    NOTES["configure"] = time.time()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    NOTES["collected"] = time.time()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    NOTES["sessionfinish"] = time.time()
+    live = session.config.pluginmanager.get_plugin("agentloop-live")
+    NOTES.update(getattr(getattr(live, "pool", None), "timings", {}))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    NOTES["unconfigured"] = time.time()
+'''
+
+
 def make_suite(root: Path, questions: int) -> None:
     """A harness with one tool, a store of ``questions`` recorded runs, one judged eval per run."""
     (root / "benchtools.py").write_text(TOOL)
@@ -66,14 +116,15 @@ def make_suite(root: Path, questions: int) -> None:
         rubric = f"PASS if it answers question {n}."
         body += f"  - {{id: e{n:02d}, title: E{n}, trace: q{n:02d}, scoring: llm_judge, rubric: '{rubric}'}}\n"
     (root / "suite" / "judged.eval.yaml").write_text("evals:\n" + body)
+    (root / "conftest.py").write_text(TIMELINE_CONFTEST)
     (root / "pytest.ini").write_text(
         "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
         "agentloop_agent = harness\nagentloop_harness = harness.yaml\n"
     )
 
 
-def responder(latency: float, judge_latency: float) -> AgentScript | object:
-    """Agent requests: lookup, lookup, answer (3 calls); judge requests: a verdict."""
+def responder(latency: float, judge_latency: float, arrivals: list[tuple[float, bool]]) -> AgentScript | object:
+    """Agent requests: lookup, lookup, answer (3 calls); judge requests: a verdict. Notes (time, is judge)."""
     steps = [
         Reply(tool_calls=(ToolCall("lookup", {"topic": "a"}),), delay=latency),
         Reply(tool_calls=(ToolCall("lookup", {"topic": "b"}),), delay=latency),
@@ -82,6 +133,7 @@ def responder(latency: float, judge_latency: float) -> AgentScript | object:
     agent = AgentScript({}, default=steps)
 
     def answer(request: Request) -> Reply:
+        arrivals.append((time.time(), request.body.get("model") == JUDGE_MODEL))
         if request.body.get("model") == JUDGE_MODEL:
             return Reply(text=VERDICT, delay=judge_latency)
         return agent(request)
@@ -108,6 +160,60 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp[:26] + "+00:00").timestamp()
 
 
+def listen_overflows() -> int | None:
+    """Connections the kernel refused so far because a listen backlog was full (the whole machine's count)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(row.get("ListenOverflows", 0))
+    return None
+
+
+def breakdown(notes: dict[str, float], began: float, first_start: float, first_request: float) -> list[str]:
+    """Start-up, step by step, in seconds from the session's launch (the in-session timeline)."""
+
+    def at(key: str) -> str:
+        return f"{notes[key] - began:.2f}s" if key in notes else "?"
+
+    return [
+        f"  python, pytest and its plugins (this one included) loaded:  {at('conftest imported')}",
+        f"  configured (the live pool's thread starts the SDK import):   {at('configure')} "
+        f"(import began {at('sdk import began')})",
+        f"  suite collected (main thread, beside the import):            {at('collected')}",
+        f"  Agents SDK, openai client, HALO's span mapping imported:     {at('sdk imported')} "
+        f"({notes.get('sdk import cpu', float('nan')):.2f}s of CPU on the live thread)",
+        f"  first run started:                                          {first_start:.2f}s; "
+        f"its first model request reached the server at {first_request:.2f}s",
+        f"  dry run (warm-up, while the first requests are on the wire): {at('dry run began')} "
+        f"to {at('dry run ended')}",
+    ]
+
+
+def tail(notes: dict[str, float], began: float, last_end: float, judge_answered: float, wall: float) -> str:
+    """From the last run's end to the process's exit."""
+
+    def at(key: str) -> str:
+        return f"{notes[key] - began:.2f}s" if key in notes else "?"
+
+    return (
+        f"tail: last run ended {last_end:.2f}s; last judge answer {judge_answered:.2f}s; "
+        f"pytest's session finished {at('sessionfinish')}; unconfigured {at('unconfigured')}; "
+        f"atexit {at('atexit')}; process gone {wall:.2f}s"
+    )
+
+
+def judge_lag(run_ends: list[float], judge_arrivals: list[float]) -> str:
+    """How soon after the k-th run ended the k-th judge request reached the server."""
+    lags = sorted(judged - ended for ended, judged in zip(run_ends, judge_arrivals, strict=False))
+    if not lags:
+        return "judge: no requests"
+    return f"judge requests after the runs' ends: median {lags[len(lags) // 2]:.2f}s, at most {lags[-1]:.2f}s"
+
+
 def bytecode_note() -> str:
     """Whether the SDK's modules load from cached bytecode (a process that compiles them pays seconds more)."""
     import agents
@@ -127,7 +233,9 @@ def main() -> None:
     parser.add_argument("--judge-latency", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(responder(args.latency, args.judge_latency)) as fake:  # type: ignore[arg-type]
+    arrivals: list[tuple[float, bool]] = []
+    answers = responder(args.latency, args.judge_latency, arrivals)
+    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(answers) as fake:  # type: ignore[arg-type]
         root = Path(tmp)
         make_suite(root, args.questions)
         env = {**os.environ, "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": fake.base_url}
@@ -140,13 +248,18 @@ def main() -> None:
             f"--agentloop-judge-base-url={fake.base_url}", f"--agentloop-judge-model={JUDGE_MODEL}",
             f"--agentloop-concurrency={args.concurrency}",
         ]  # fmt: skip
+        env["BENCH_TIMELINE"] = str(root / "timeline.json")
+        arrivals.clear()
+        overflows = listen_overflows()
         began = time.time()
         wall, done = timed(command, root, env)
+        refused = None if overflows is None else (listen_overflows() or 0) - overflows
         if done.returncode != 0:
             raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
         run_dirs = [p.parent for p in root.glob(".agentloop/runs/*/traces/runs/*/record.json")]
         records = [json.loads((d / "record.json").read_text()) for d in run_dirs]
         windows = [run_window(d) for d in run_dirs]
+        notes = json.loads((root / "timeline.json").read_text())
     slowest = max(float(r["wall_seconds"]) for r in records)
     critical = slowest + args.judge_latency
     agent_calls = sum(1 for r in fake.requests if r.body.get("model") != JUDGE_MODEL)
@@ -169,6 +282,17 @@ def main() -> None:
     )
     print(f"  ({bytecode_note()}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
     print(f"(wall - start-up) / critical path: {(wall - first_start) / critical:.2f}")
+    first_request = min(t for t, judge in arrivals if not judge) - began
+    judge_answered = max((t for t, judge in arrivals if judge), default=began) - began + args.judge_latency
+    print("start-up inside the session, seconds from launch:")
+    print("\n".join(breakdown(notes, began, first_start, first_request)))
+    print(tail(notes, began, last_end, judge_answered, wall))
+    print(judge_lag(sorted(w[1] for w in windows), sorted(t for t, judge in arrivals if judge)))
+    if refused:
+        print(
+            f"connections refused for a full listen backlog during the session (whole machine): {refused}; "
+            "each waited 1 s to retry (the fake server listens with a backlog of 5)"
+        )
 
 
 if __name__ == "__main__":

@@ -142,6 +142,27 @@ def loop_client() -> Any:
     return clients[key]
 
 
+async def close_loop_clients() -> None:
+    """Close the running loop's clients, so none is left for the interpreter's exit to collect half torn down."""
+    for client in _CLIENTS.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
+_BUILT: list[tuple[Harness, Any]] = []
+
+
+def agent_for(harness: Harness) -> Any:
+    """The harness's agent, built once for all its runs (an Agent is configuration: runs keep no state in it).
+
+    Building it again for every run would wrap a plain-function tool again each time (its schema: 2 ms).
+    """
+    built = _BUILT[0] if _BUILT else None
+    if built is None or built[0] is not harness:
+        built = (harness, build_agent(harness))
+        _BUILT[:] = [built]
+    return built[1]
+
+
 async def run(question: Question, *, metadata: dict[str, Any], workdir: Path, harness: Harness) -> Any:
     """The built-in agent callable (``agentloop_agent = harness``)."""
-    return await run_sdk_agent(build_agent(harness), question, metadata=metadata, workdir=workdir, harness=harness)
+    return await run_sdk_agent(agent_for(harness), question, metadata=metadata, workdir=workdir, harness=harness)

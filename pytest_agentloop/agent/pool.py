@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +22,17 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from pytest_agentloop.agent.budget import hold_run
-from pytest_agentloop.agent.builtin import pace_loop
+from pytest_agentloop.agent.builtin import close_loop_clients, pace_loop
 from pytest_agentloop.agent.errors import RunFailed
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
 from pytest_agentloop.agent.setup import AgentSetup
+from pytest_agentloop.agent.warmup import import_sdk, warm_beside_runs
 from pytest_agentloop.spend import Hold, MoneyBudget
 from pytest_agentloop.traces.store import TraceRecord
 
 Done = Callable[[str], None]
+CLOSE_WAIT = 5.0  # seconds to wait for the loop's clients to close
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ class LivePool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._started = asyncio.Event()
+        self._warming: concurrent.futures.Future[None] | None = None
+        self.timings: dict[str, float] = {}
+        """When the warm-up's steps began and ended (epoch seconds) and the SDK import's CPU seconds, for benchmarks."""
 
     def warm(self) -> None:
         """Start the loop thread and import the SDK there, while pytest collects (runs start later)."""
@@ -89,7 +95,7 @@ class LivePool:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._loop.run_forever, name="agentloop-live", daemon=True)
             self._thread.start()
-            self._loop.call_soon_threadsafe(_import_sdk, self.pacing)
+            self._warming = asyncio.run_coroutine_threadsafe(self._warm_up(), self._loop)
 
     def start(self, planned: list[Planned], done: Done) -> None:
         """Start every planned run (each key once); ``done(key)`` is called as each finishes."""
@@ -103,18 +109,37 @@ class LivePool:
             future = asyncio.run_coroutine_threadsafe(self._obtain(plan), self._loop)
             future.add_done_callback(_notify(done, plan.key))
             self.futures[plan.key] = future
+        self._loop.call_soon_threadsafe(self._started.set)
 
     def close(self) -> None:
-        """Cancel what has not started and stop the loop thread."""
+        """Cancel what has not started, close the loop's clients and stop the loop thread."""
         if self._loop is None:
             return
         for future in self.futures.values():
             future.cancel()
+        if self._warming is not None:
+            self._warming.cancel()
+        closing = asyncio.run_coroutine_threadsafe(close_loop_clients(), self._loop)
+        with contextlib.suppress(Exception):  # a client that does not close cleanly is the exit's to collect
+            closing.result(timeout=CLOSE_WAIT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        pending = asyncio.all_tasks(self._loop)
+        if pending and not self._loop.is_running():  # let the cancelled finish, so none is destroyed pending
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
-        self._loop = None
+        self._loop, self._started = None, asyncio.Event()  # the old event holds the old loop
+
+    async def _warm_up(self) -> None:
+        """Import the SDK (blocking the loop: runs wait for it); once runs are started, warm up beside them."""
+        self.timings["sdk import began"], cpu = time.time(), time.thread_time()
+        _import_sdk(self.pacing)
+        self.timings["sdk imported"], self.timings["sdk import cpu"] = time.time(), time.thread_time() - cpu
+        await self._started.wait()
+        dry_run = await warm_beside_runs(lambda: not all(f.done() for f in self.futures.values()))
+        if dry_run is not None:
+            self.timings["dry run began"], self.timings["dry run ended"] = dry_run
 
     async def _obtain(self, plan: Planned) -> TraceRecord:
         if self._gate is None:
@@ -155,27 +180,16 @@ class LivePool:
         return None if self.ledger is None else await hold_run(self.ledger, f"live run {plan.label}")
 
 
-SDK_MODULES = (
-    "agents",
-    "openai.types.responses",
-    "agents.models.openai_responses",
-    "engine.telemetry.local_processor",
-    "engine.traces.models.canonical_span",
-    "pytest_agentloop.agent.builtin",
-    "pytest_agentloop.agent.routing",
-)
-
-
 def _import_sdk(pacing: Pacing | None) -> None:
-    """Import what every run needs once, before the first run's clock starts (a missing one fails the run)."""
+    """Import what every run needs once, before the first run's clock starts."""
     pace_loop(pacing)
-    for name in SDK_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    with contextlib.suppress(ImportError):
+    import_sdk()
+    with contextlib.suppress(Exception):  # no SDK, no key: the first run says so
         from pytest_agentloop.agent.builtin import loop_client
+        from pytest_agentloop.agent.routing import install
 
         loop_client()  # the loop's client, TLS set up before the first run
+        install()  # the SDK's trace provider is made at its first use (its default exporter's TLS set-up)
 
 
 def _notify(done: Done, key: str) -> Callable[[concurrent.futures.Future[TraceRecord]], None]:

@@ -25,6 +25,7 @@ from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.gate.finish import RunInfo
 from pytest_agentloop.gate.finish import now as now_utc
 from pytest_agentloop.gate.run import GateRun, new_run_id
+from pytest_agentloop.gcfreeze import freeze_once
 from pytest_agentloop.judge.endpoint import JudgeEndpoint
 from pytest_agentloop.judge.lookahead import queued_items
 from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
@@ -159,6 +160,7 @@ class AgentloopSession:
         self.selection = Selection(tuple(i.nodeid for i in session.items), tuple(dict.fromkeys(self.deselected)))
         if not evaluates(self.config):
             return
+        freeze_once("collected")  # what exists now lives until exit: spare pytest's end and the exit its scan
         judged = [i for i in session.items if isinstance(i, EvalItem) and i.judged]
         endpoint = self._endpoint()
         self.planner = JudgePlanner(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from pytest_agentloop.config import JudgeMode
 from pytest_agentloop.gate.finish import GitHead, git_head
@@ -105,3 +108,21 @@ def test_a_result_record_to_json_is_what_asdict_gave() -> None:
     expected["assertions"] = [dataclasses.asdict(check)]
     assert result.to_json() == expected
     assert EvalResult.from_json(result.to_json()) == result
+
+
+FREEZE_PROBE = """
+import gc
+
+
+def pytest_sessionfinish(session):
+    print(f"frozen at the end: {gc.get_freeze_count()}")
+"""
+
+
+def test_what_exists_after_collection_is_frozen(pytester: pytest.Pytester, example_copy: Path) -> None:
+    """pytest's full collections at its end and the interpreter's exit do not scan or free the imported heap."""
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(FREEZE_PROBE)
+    result = pytester.runpytest_subprocess("evals", "-p", "no:cacheprovider", "-m", "not slow")
+    frozen = re.search(r"frozen at the end: (\d+)", result.stdout.str())
+    assert frozen and int(frozen.group(1)) > 20_000  # 0 without the freeze

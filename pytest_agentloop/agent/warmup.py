@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pytest_agentloop.gcfreeze import frozen_afterwards
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.capture import CapturedRun
@@ -47,34 +48,15 @@ SDK_MODULES = (
 IDLE_PROBE = 0.005  # seconds: the loop is idle when sleeps this short end on time...
 QUIET_PROBES = 4  # ...this many times in a row
 IDLE_WAIT = 10.0  # seconds to look for an idle moment before giving the warm-up up
-_frozen = False
 _dry_run_done = False
 
 
 def import_sdk() -> None:
     """Import what every run needs (a missing module fails the run that needs it, not this)."""
-    with frozen_afterwards():
+    with frozen_afterwards("agents-sdk"):
         for name in SDK_MODULES:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
-
-
-@contextlib.contextmanager
-def frozen_afterwards() -> Iterator[None]:
-    """Run the body with the cyclic collector paused, then freeze every object (once a process)."""
-    global _frozen
-    if _frozen:
-        yield
-        return
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-        gc.freeze()
-        _frozen = True
 
 
 def _response(number: int, output: dict[str, Any]) -> dict[str, Any]:

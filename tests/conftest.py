@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,23 +35,15 @@ from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-agentloop" / "pycache"
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-# This process (and each xdist worker, once here) caches nothing more: what it imports from now on is mostly
-# pytester's temporary projects, which would fill the cache with files no later run reads.
-sys.dont_write_bytecode = True
+# pytester's projects are not cached (see _pytester_writes_no_bytecode): each is run once from a fresh folder,
+# and a test that rewrites a file within the second, at the same size, would run the stale bytecode.
+TEMP_MIRROR = PYCACHE / Path(tempfile.gettempdir()).resolve().relative_to(Path(tempfile.gettempdir()).anchor)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Keep the bytecode cache to this checkout: drop what earlier runs cached for pytester's temporary folders."""
-    if hasattr(session.config, "workerinput") or not PYCACHE.is_dir():
-        return
-    folder = PYCACHE
-    for part in REPO.relative_to(REPO.anchor).parts:  # every folder on the way down to this checkout's mirror
-        for entry in folder.iterdir():
-            if entry.name != part:
-                shutil.rmtree(entry, ignore_errors=True)
-        folder = folder / part
-        if not folder.is_dir():
-            return
+    """Drop what earlier runs' subprocesses cached for pytester's temporary folders; keep every source tree's."""
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(TEMP_MIRROR, ignore_errors=True)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -125,6 +118,17 @@ def _quiet_asyncio(request: pytest.FixtureRequest) -> None:
     """Give every pytester project the ini line pytest-asyncio warns without."""
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester").makeini(INI)
+
+
+@pytest.fixture(autouse=True)
+def _pytester_writes_no_bytecode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's in-process pytest runs cache no bytecode for its pytester project (nor what they import anew).
+
+    Everything else is cached: the test modules pytest rewrites while collecting (seconds a worker otherwise)
+    and what tests import.
+    """
+    if "pytester" in request.fixturenames:
+        monkeypatch.setattr(sys, "dont_write_bytecode", True)
 
 
 @pytest.fixture

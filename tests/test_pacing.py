@@ -65,7 +65,7 @@ def test_the_judge_stays_under_the_rate_with_workers_sharing_it(
     )
     pytester.makefile(".eval.yaml", suite="evals:\n" + body)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         *workers,
         f"--agentloop-judge-base-url={limited.base_url}",
         "--agentloop-judge-model=judge-1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import io
 import json
 import os
@@ -15,17 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-# pytester forgets the modules each in-process run imports, so a module the plugin loads lazily is imported
-# again by every run: jsonschema (record and span checks) alone costs a third of a second each time. These are
-# loaded here, before pytester's snapshots; the openai client imports each API's module lazily.
-import httpcore  # noqa: F401 - httpx maps httpcore's exception classes once: they must outlive pytester's runs
-import jsonschema  # noqa: F401
-import openai.resources.chat
-import openai.resources.responses  # noqa: F401
 import pytest
 
-import pytest_agentloop.judge.client
-import pytest_agentloop.judge.review  # noqa: F401
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
 # Many tests start pytest again (xdist workers, subprocesses). Each start compiles the plugin's ~130 modules for
@@ -44,6 +36,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Drop what earlier runs' subprocesses cached for pytester's temporary folders; keep every source tree's."""
     if not hasattr(session.config, "workerinput"):
         shutil.rmtree(TEMP_MIRROR, ignore_errors=True)
+
+
+# pytester forgets the modules each in-process run imports, so a module the plugin loads lazily is imported
+# again by every run: jsonschema (record and span checks) alone costs a third of a second each time. These are
+# loaded before the first test, before pytester's snapshots; the openai client imports each API's module lazily,
+# and httpx maps httpcore's exception classes once: they must outlive pytester's runs.
+PRELOAD = (
+    "httpcore",
+    "jsonschema",
+    "openai.resources.chat",
+    "openai.resources.responses",
+    "pytest_agentloop.judge.client",
+    "pytest_agentloop.judge.review",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load PRELOAD in each process that runs tests; an xdist controller runs none and starts its workers sooner."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    for name in PRELOAD:
+        importlib.import_module(name)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -298,13 +298,14 @@ def test_live_traces_over_the_limit_are_a_clear_error(tmp_path: Path, monkeypatc
 
 
 def test_a_shard_file_that_cannot_carry_its_inputs_fails_the_shard(
-    pytester: pytest.Pytester, copy_200: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _write_suite(pytester.path)  # e001 and e002 are literal evals: the suite needs no recorded verdicts (suite_200)
     monkeypatch.setattr(carry, "MAX_INPUT_BYTES", 10)
     result = pytester.runpytest("suite", "-k", "e001 or e002", "--agentloop-shard=1/2", "--agentloop-shard-out=s.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*shard file s.json not written: harness.yaml: over the 10-byte limit*"])
-    assert not (copy_200 / "s.json").exists()
+    assert not (pytester.path / "s.json").exists()
 
 
 def test_two_shards_carrying_different_bytes_for_one_live_file_are_refused(tmp_path: Path) -> None:

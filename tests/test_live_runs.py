@@ -52,7 +52,10 @@ def recorded_steps(run_dir: Path, *, one_turn: bool = False) -> list[Reply]:
         ToolCall("write_artifact", {"name": p.name, "content": p.read_text()})
         for p in sorted((run_dir / "artifacts").iterdir())
     )
-    calls = (ToolCall("list_files", {"folder": "financials"}), ToolCall("read_file", {"path": "financials/p_and_l.csv"}))
+    calls = (
+        ToolCall("list_files", {"folder": "financials"}),
+        ToolCall("read_file", {"path": "financials/p_and_l.csv"}),
+    )
     answer = Reply(text=(run_dir / "answer.md").read_text())
     if one_turn:
         return [Reply(tool_calls=(*calls, *writes)), answer]

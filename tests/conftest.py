@@ -135,6 +135,19 @@ def _quiet_asyncio(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _frozen_heap(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a pytester test, collect its garbage and freeze what survives (see pytest_collection_finish).
+
+    pytest collects garbage twice at the end of each in-process run; frozen, the objects earlier tests left
+    (modules they imported, caches) are not traversed again by every later run's collections.
+    """
+    yield
+    if "pytester" in request.fixturenames:
+        gc.collect()
+        gc.freeze()
+
+
+@pytest.fixture(autouse=True)
 def _pytester_writes_no_bytecode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """A test's in-process pytest runs cache no bytecode for its pytester project (nor what they import anew).
 

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-# pytester forgets the modules each in-process run imports, so a module the plugin loads lazily is imported
-# again by every run: jsonschema (record and span checks) alone costs a third of a second each time. These are
-# loaded here, before pytester's snapshots; the openai client imports each API's module lazily.
-import httpcore  # noqa: F401 - httpx maps httpcore's exception classes once: they must outlive pytester's runs
-import jsonschema  # noqa: F401
-import openai.resources.chat
-import openai.resources.responses  # noqa: F401
 import pytest
 
-import pytest_agentloop.judge.client
-import pytest_agentloop.judge.review  # noqa: F401
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
 # Many tests start pytest again (xdist workers, subprocesses). Each start compiles the plugin's ~130 modules for
@@ -34,23 +27,37 @@ from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-agentloop" / "pycache"
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-# This process (and each xdist worker, once here) caches nothing more: what it imports from now on is mostly
-# pytester's temporary projects, which would fill the cache with files no later run reads.
-sys.dont_write_bytecode = True
+# pytester's projects are not cached (see _pytester_writes_no_bytecode): each is run once from a fresh folder,
+# and a test that rewrites a file within the second, at the same size, would run the stale bytecode.
+TEMP_MIRROR = PYCACHE / Path(tempfile.gettempdir()).resolve().relative_to(Path(tempfile.gettempdir()).anchor)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Keep the bytecode cache to this checkout: drop what earlier runs cached for pytester's temporary folders."""
-    if hasattr(session.config, "workerinput") or not PYCACHE.is_dir():
+    """Drop what earlier runs' subprocesses cached for pytester's temporary folders; keep every source tree's."""
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(TEMP_MIRROR, ignore_errors=True)
+
+
+# pytester forgets the modules each in-process run imports, so a module the plugin loads lazily is imported
+# again by every run: jsonschema (record and span checks) alone costs a third of a second each time. These are
+# loaded before the first test, before pytester's snapshots; the openai client imports each API's module lazily,
+# and httpx maps httpcore's exception classes once: they must outlive pytester's runs.
+PRELOAD = (
+    "httpcore",
+    "jsonschema",
+    "openai.resources.chat",
+    "openai.resources.responses",
+    "pytest_agentloop.judge.client",
+    "pytest_agentloop.judge.review",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load PRELOAD in each process that runs tests; an xdist controller runs none and starts its workers sooner."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         return
-    folder = PYCACHE
-    for part in REPO.relative_to(REPO.anchor).parts:  # every folder on the way down to this checkout's mirror
-        for entry in folder.iterdir():
-            if entry.name != part:
-                shutil.rmtree(entry, ignore_errors=True)
-        folder = folder / part
-        if not folder.is_dir():
-            return
+    for name in PRELOAD:
+        importlib.import_module(name)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -125,6 +132,30 @@ def _quiet_asyncio(request: pytest.FixtureRequest) -> None:
     """Give every pytester project the ini line pytest-asyncio warns without."""
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester").makeini(INI)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_heap(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a pytester test, collect its garbage and freeze what survives (see pytest_collection_finish).
+
+    pytest collects garbage twice at the end of each in-process run; frozen, the objects earlier tests left
+    (modules they imported, caches) are not traversed again by every later run's collections.
+    """
+    yield
+    if "pytester" in request.fixturenames:
+        gc.collect()
+        gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _pytester_writes_no_bytecode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's in-process pytest runs cache no bytecode for its pytester project (nor what they import anew).
+
+    Everything else is cached: the test modules pytest rewrites while collecting (seconds a worker otherwise)
+    and what tests import.
+    """
+    if "pytester" in request.fixturenames:
+        monkeypatch.setattr(sys, "dont_write_bytecode", True)
 
 
 @pytest.fixture

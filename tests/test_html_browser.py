@@ -13,13 +13,16 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from filelock import FileLock
-from playwright.sync_api import Browser, Page, sync_playwright
 from test_html_report import HOSTILE, rows_of, run_with_baseline_and_failures
 
 from pytest_agentloop.report.html import payload_of
+
+if TYPE_CHECKING:  # Playwright is imported by the browser fixture: collecting the fast tier need not pay for it
+    from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.system
 
@@ -48,6 +51,8 @@ def _apt_install(package: str) -> str | None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the module."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_executable(), args=["--no-sandbox"])
         yield launched

@@ -43,18 +43,23 @@ QUESTIONS = {
 PYTHON_EVALS = "not test_memo"  # the Python evals' own test runs them live too
 
 
-def recorded_steps(run_dir: Path) -> list[Reply]:
-    """The agent replays a recorded run: list, read, write its artifacts, answer its answer."""
+def recorded_steps(run_dir: Path, *, one_turn: bool = False) -> list[Reply]:
+    """The agent replays a recorded run: list, read, write its artifacts, answer its answer.
+
+    Four model calls; with ``one_turn``, two: the tool calls come in one reply (as parallel tool calls).
+    """
     writes = tuple(
         ToolCall("write_artifact", {"name": p.name, "content": p.read_text()})
         for p in sorted((run_dir / "artifacts").iterdir())
     )
-    return [
-        Reply(tool_calls=(ToolCall("list_files", {"folder": "financials"}),)),
-        Reply(tool_calls=(ToolCall("read_file", {"path": "financials/p_and_l.csv"}),)),
-        Reply(tool_calls=writes),
-        Reply(text=(run_dir / "answer.md").read_text()),
-    ]
+    calls = (
+        ToolCall("list_files", {"folder": "financials"}),
+        ToolCall("read_file", {"path": "financials/p_and_l.csv"}),
+    )
+    answer = Reply(text=(run_dir / "answer.md").read_text())
+    if one_turn:
+        return [Reply(tool_calls=(*calls, *writes)), answer]
+    return [Reply(tool_calls=calls[:1]), Reply(tool_calls=calls[1:]), Reply(tool_calls=writes), answer]
 
 
 class Server:
@@ -84,10 +89,11 @@ def live_env(
     return ["evals", "-k", PYTHON_EVALS, "--agentloop-live", *judge_env, "-p", "no:cacheprovider"]
 
 
-def scripts(example: Path, **override: list[Reply]) -> dict[str, list[Reply]]:
+def scripts(example: Path, *, one_turn: bool = False, **override: list[Reply]) -> dict[str, list[Reply]]:
     runs = example / "diligence" / "traces" / "runs"
     return {
-        text: override.get(label.replace("-", "_"), recorded_steps(runs / label)) for label, text in QUESTIONS.items()
+        text: override.get(label.replace("-", "_"), recorded_steps(runs / label, one_turn=one_turn))
+        for label, text in QUESTIONS.items()
     }
 
 

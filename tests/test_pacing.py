@@ -20,7 +20,8 @@ from pytest_agentloop.ratelimit import RateBudget, RateLimit
 from pytest_agentloop.relay import pacing_relay
 from pytest_agentloop.testing.fake_openai import FakeOpenAI, Reply
 
-RPM = 240  # the fake server's bucket holds 4 calls: 8 unpaced concurrent calls always meet a 429
+RPM = 240  # the fake server's bucket holds 4 calls: BURST unpaced concurrent calls always meet a 429
+BURST = 6  # paced, they wait for the calls past the bucket (1.25 s at 4 a second)
 VERDICT = Reply(text=json.dumps({"pass": True, "score": 0.9, "reason": "ok"}))
 
 
@@ -46,10 +47,12 @@ def test_the_paced_client_keeps_unpaced_calls_from_a_429(limited: FakeOpenAI, tm
     async def calls(client: httpx.AsyncClient) -> list[int]:
         async with client:
             url = limited.base_url + "/chat/completions"
-            answers = await asyncio.gather(*(client.post(url, json={"model": "m", "messages": []}) for _ in range(8)))
+            answers = await asyncio.gather(
+                *(client.post(url, json={"model": "m", "messages": []}) for _ in range(BURST))
+            )
         return [a.status_code for a in answers]
 
-    assert asyncio.run(calls(paced_client(budget, timeout=10))) == [200] * 8
+    assert asyncio.run(calls(paced_client(budget, timeout=10))) == [200] * BURST
     assert _rejected(limited) == 0
     unpaced = asyncio.run(calls(paced_client(None, timeout=10)))  # the same calls without the budget: refused
     assert 429 in unpaced and _rejected(limited) > 0
@@ -65,7 +68,7 @@ def test_the_judge_stays_under_the_rate_with_workers_sharing_it(
     )
     pytester.makefile(".eval.yaml", suite="evals:\n" + body)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         *workers,
         f"--agentloop-judge-base-url={limited.base_url}",
         "--agentloop-judge-model=judge-1",
@@ -113,7 +116,7 @@ def test_the_relay_paces_a_client_it_cannot_be_handed_to(limited: FakeOpenAI, tm
         async with pacing_relay(limited.base_url, budget, timeout=10) as url:
             client = openai.AsyncOpenAI(base_url=url, api_key="k", max_retries=0)  # a 429 would raise here
             answers = await asyncio.gather(
-                *(client.chat.completions.create(model="m", messages=messages) for _ in range(8))
+                *(client.chat.completions.create(model="m", messages=messages) for _ in range(BURST - 1))
             )
             stream = await client.chat.completions.create(model="m", messages=messages, stream=True)
             text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
@@ -121,9 +124,9 @@ def test_the_relay_paces_a_client_it_cannot_be_handed_to(limited: FakeOpenAI, tm
         return [a.choices[0].message.content for a in answers], text
 
     contents, streamed = asyncio.run(run())
-    assert contents == [VERDICT.text] * 8 and streamed == VERDICT.text
+    assert contents == [VERDICT.text] * (BURST - 1) and streamed == VERDICT.text
     accepted, rejected = limited.rate_limited
-    assert len(accepted) == 9 and rejected == []
+    assert len(accepted) == BURST and rejected == []
 
 
 def test_halo_is_given_the_relay_only_with_a_budget(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Equal means per-eval outcomes, the gate's exit code, the history's row counts an
 handoff's context file byte for byte. The 200-eval suite (literal assertions, rubric evals
 with verdicts recorded once from the fake OpenAI server, five evals per question) is
 generated once per module; each shard count runs once. Shards run in-process, except the
-example's, which run as separate processes at once (the plan must not depend on the process).
+example's: two run as separate processes with their own hash seeds, at once with the third in
+this process (the plan must not depend on the process).
 """
 
 from __future__ import annotations
@@ -194,16 +195,21 @@ def test_the_example_as_3_shards_in_separate_processes(
     )
     whole.stdout.fnmatch_lines(["20 evals: 18 passed, 1 failed, 1 error"])
     command = [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "-q"]
+    seeds = [seed for seed in ("1", "2", "3") if seed != os.environ.get("PYTHONHASHSEED")][:2]
     shards = [  # at once, each with its own hash seed: the plan must not depend on the process
         subprocess.Popen(
             [*command, f"--agentloop-shard={k}/3", f"--agentloop-shard-out=s{k}.json"],
             cwd=pytester.path,
-            env=os.environ | {"PYTHONHASHSEED": str(k)},
+            env=os.environ | {"PYTHONHASHSEED": seed},
             stdout=subprocess.DEVNULL,
         )
-        for k in (1, 2, 3)
+        for k, seed in zip((1, 2), seeds, strict=True)
     ]
-    assert sorted(p.wait(timeout=300) for p in shards) == [0, 0, 1]  # trace-03's evals run together, on one shard
+    third = pytester.runpytest(
+        "evals", "-p", "no:cacheprovider", "-q", "--agentloop-shard=3/3", "--agentloop-shard-out=s3.json"
+    )
+    codes = [p.wait(timeout=300) for p in shards] + [third.ret]
+    assert sorted(codes) == [0, 0, 1]  # trace-03's evals run together, on one shard
     reports = ["--junitxml=merged.xml", "--html=merged.html", "--handoff=merged/handoff.md", "--history=merged.sqlite"]
     status, out = _merge(capsys, "s1.json", "s2.json", "s3.json", *reports)
     assert (status, whole.ret) == (1, 1), out
@@ -298,13 +304,14 @@ def test_live_traces_over_the_limit_are_a_clear_error(tmp_path: Path, monkeypatc
 
 
 def test_a_shard_file_that_cannot_carry_its_inputs_fails_the_shard(
-    pytester: pytest.Pytester, copy_200: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _write_suite(pytester.path)  # e001 and e002 are literal evals: the suite needs no recorded verdicts (suite_200)
     monkeypatch.setattr(carry, "MAX_INPUT_BYTES", 10)
     result = pytester.runpytest("suite", "-k", "e001 or e002", "--agentloop-shard=1/2", "--agentloop-shard-out=s.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*shard file s.json not written: harness.yaml: over the 10-byte limit*"])
-    assert not (copy_200 / "s.json").exists()
+    assert not (pytester.path / "s.json").exists()
 
 
 def test_two_shards_carrying_different_bytes_for_one_live_file_are_refused(tmp_path: Path) -> None:

@@ -17,10 +17,16 @@ from pytest_agentloop.judge.verdicts import Verdict, VerdictCodec, VerdictStore
 
 from conftest import verdict_reply
 
-MANY = "evals:\n" + "".join(
-    f"  - {{id: e{i:02d}, title: E{i}, trace: trace-01, scoring: llm_judge, rubric: 'PASS if rule {i} holds.'}}\n"
-    for i in range(24)
-)
+
+def judged_suite(count: int) -> str:
+    """``count`` rubric evals on trace-01, e00, e01, ..."""
+    return "evals:\n" + "".join(
+        f"  - {{id: e{i:02d}, title: E{i}, trace: trace-01, scoring: llm_judge, rubric: 'PASS if rule {i} holds.'}}\n"
+        for i in range(count)
+    )
+
+
+MANY = judged_suite(24)
 
 
 def _verdict(n: int) -> Verdict:
@@ -42,18 +48,23 @@ def _verdict(n: int) -> Verdict:
 def test_xdist_workers_grade_ahead_write_without_loss_and_replay_without_calls(
     pytester, judge_env, fake_openai, store
 ) -> None:
-    """One -n 2 run checks the workers' grading and writing; a second, in replay mode, checks it makes no call."""
-    pytester.makefile(".eval.yaml", suite=MANY)
+    """One -n 2 run checks the workers' grading and writing; a second, in replay mode, checks it makes no call.
+
+    xdist first hands each worker an eighth of the 80 items, 10: more than the concurrency (8), so the calls in
+    flight show that a worker grades the items queued for it ahead, up to the concurrency, not just the next one.
+    """
+    pytester.makefile(".eval.yaml", suite=judged_suite(80))
     fake_openai.set_responder(lambda request: verdict_reply(True, 1.0, "ok", delay=0.2))
-    result = pytester.runpytest(*judge_env, "-n", "2")
-    result.assert_outcomes(passed=24)
-    assert len(fake_openai.requests) == 24  # one call per rubric: nothing graded twice across workers
-    assert fake_openai.max_in_flight >= 3  # each worker keeps its next item's call in flight
+    result = pytester.runpytest(*judge_env, "-n", "2", "--agentloop-concurrency=8")
+    result.assert_outcomes(passed=80)
+    assert len(fake_openai.requests) == 80  # one call per rubric: nothing graded twice across workers
+    assert fake_openai.max_in_flight > 4  # more than (the running item + the next) x 2 workers
+    assert fake_openai.max_in_flight <= 16  # and no more than the concurrency per worker
     lines = (pytester.path / "verdicts.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["eval_id"] for line in lines) == [f"e{i:02d}" for i in range(24)]
+    assert sorted(json.loads(line)["eval_id"] for line in lines) == [f"e{i:02d}" for i in range(80)]
     assert lines == sorted(lines, key=lambda line: json.loads(line)["eval_id"])  # rewritten in stable order
-    pytester.runpytest(*judge_env, "-n", "2", "--agentloop-judge=replay").assert_outcomes(passed=24)
-    assert len(fake_openai.requests) == 24
+    pytester.runpytest(*judge_env, "-n", "2", "--agentloop-judge=replay").assert_outcomes(passed=80)
+    assert len(fake_openai.requests) == 80
 
 
 def test_selected_items_are_judged_concurrently(pytester, judge_env, fake_openai, store) -> None:

@@ -142,7 +142,6 @@ def paced(args: argparse.Namespace) -> None:
     """Judge every eval against a server enforcing ``args.rate`` requests a minute; print the achieved rate."""
     reply = Reply(text=VERDICT, delay=args.latency)
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(lambda r: reply, rpm=args.rate) as fake:
-        deep_backlog(fake)
         root = Path(tmp)
         make_suite(root, args.evals)
         judge = [
@@ -162,16 +161,6 @@ def paced(args: argparse.Namespace) -> None:
         f"rate: achieved/limit {achieved / args.rate:.2f} ({achieved:.0f} of {args.rate:g} rpm), "
         f"{late} 429s after warm-up ({len(rejected)} in all)"
     )
-
-
-def deep_backlog(fake: FakeOpenAI) -> None:
-    """Let the fake server queue as many connections as the judge opens at once.
-
-    ``socketserver`` listens with a backlog of 5: when the judge opens its 8 kept-alive connections in one burst
-    (it does now that its client is ready as collection ends), the kernel drops the handshakes past the queue and
-    those calls wait a second for a retransmission, which no real endpoint would make them do.
-    """
-    fake._server.socket.listen(128)
 
 
 def bytecode_note() -> None:
@@ -196,7 +185,6 @@ def main() -> None:
         paced(args)
         return
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(lambda r: Reply(text=VERDICT, delay=args.latency)) as fake:
-        deep_backlog(fake)
         root = Path(tmp)
         make_suite(root, args.evals)
         judge = [

@@ -291,7 +291,7 @@ def main() -> None:
     if refused:
         print(
             f"connections refused for a full listen backlog during the session (whole machine): {refused}; "
-            "each waited 1 s to retry (the fake server listens with a backlog of 5)"
+            "each waited 1 s to retry (the fake server listens with a backlog of 128; another process may be to blame)"
         )
 
 

@@ -196,7 +196,9 @@ def test_real_halo_end_to_end(pytester, halo_imported, broken_example, judge_env
     assert written and all(SECRET_KEY not in p.read_text(errors="replace") for p in written)
 
 
-def test_report_missing_a_section_is_kept_as_draft(pytester, halo_imported, example_copy, judge_env, fake_openai) -> None:
+def test_report_missing_a_section_is_kept_as_draft(
+    pytester, halo_imported, example_copy, judge_env, fake_openai
+) -> None:
     _ini(pytester)
     fake_openai.set_responder(halo_script(REPORT.replace("## Insights by feedback source", "## Other notes")))
     result = run_with_halo(pytester, "evals", "--agentloop-handoff=out/handoff.md", *judge_env)
@@ -246,9 +248,7 @@ def test_halo_failures_fall_back_without_changing_the_exit_code(
         assert [r.path for r in fake_openai.requests] == ["/v1/responses"]
 
 
-def test_xdist_context_matches_serial_and_records_one_run_with_all_items(
-    pytester, broken_example, monkeypatch
-) -> None:
+def test_xdist_context_matches_serial_and_records_one_run_with_all_items(pytester, broken_example, monkeypatch) -> None:
     """The -n 2 session writes the serial session's context, and one history run holding every item."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     _ini(pytester)

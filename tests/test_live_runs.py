@@ -20,6 +20,7 @@ from agent_scripts import escape_steps
 
 import pytest_agentloop.agent.builtin
 import pytest_agentloop.agent.capture  # noqa: F401
+from pytest_agentloop.report.html import payload_of
 from pytest_agentloop.testing.fake_openai import (
     AgentScript,
     FakeOpenAI,
@@ -112,7 +113,7 @@ def test_live_runs_the_example_and_checks_the_fresh_runs(
     server = Server(scripts(example_copy))
     fake_openai.set_responder(server)
     before = snapshot(example_copy)
-    result = pytester.runpytest(*live_env)
+    result = pytester.runpytest(*live_env, "--agentloop-html=report.html")
     result.assert_outcomes(passed=20, deselected=3)
     result.stdout.fnmatch_lines(
         [
@@ -132,6 +133,13 @@ def test_live_runs_the_example_and_checks_the_fresh_runs(
     run_costs = {r["label"]: r["cost_usd"] for r in records}
     assert costs["evals/diligence/financing_risk.eval.yaml::runway-named"] == run_costs["trace-01"]
     assert all(cost is not None and cost > 0 for cost in run_costs.values())
+    with sqlite3.connect(pytester.path / ".agentloop" / "history.sqlite") as db:
+        stores = {store for (store,) in db.execute("select distinct trace_store from results")}
+    assert stores == {str((folder / "traces").relative_to(pytester.path))}  # the fresh runs' store, not the recorded
+    traces = payload_of((pytester.path / "report.html").read_text())["traces"]
+    fresh = {r["label"]: r["trace_id"] for r in records}
+    assert {t["label"]: t["trace_id"] for t in traces.values()} == fresh  # the report shows the fresh runs
+    assert all(t["problem"] is None and t["answer"] and t["spans"] for t in traces.values())
 
 
 BROKEN = [Reply(tool_calls=(ToolCall("no_such_tool", {}),))]  # the SDK raises: the run fails

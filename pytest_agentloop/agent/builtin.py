@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.agent import model_provider
 from pytest_agentloop.agent.errors import AgentConfigError, require
 from pytest_agentloop.agent.harness import Harness
 from pytest_agentloop.agent.pacing import Pacing, run_http_client
@@ -110,7 +111,7 @@ async def run_sdk_agent(
 ) -> Any:
     """Run an ``agents.Agent`` with a client of its own; returns the SDK's ``RunResult``."""
     agents = require("agents")
-    provider = agents.OpenAIProvider(openai_client=loop_client(), use_responses=True)
+    provider = model_provider()
     context = AgentContext(workdir=workdir, dataroom=harness.dataroom, metadata=metadata, harness=harness)
     turns = max_turns or int(harness.data.get("max_turns") or DEFAULT_MAX_TURNS)
     return await agents.Runner.run(

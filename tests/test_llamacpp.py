@@ -112,6 +112,8 @@ def _assert_plumbing(pytester: pytest.Pytester, allowed_error: str = MODEL_FAULT
 
 def _verdicts(project: Path) -> list[dict[str, object]]:
     store = project / "evals" / "support" / "verdicts.jsonl"
+    if not store.exists():  # every answer was a model fault (a 135M model's score of 39): nothing to store
+        return []
     return [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
 
 

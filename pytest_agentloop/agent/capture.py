@@ -264,9 +264,10 @@ def _write(
     reply = outcome.reply
     answer = None if reply is None or outcome.error else redactor.text(reply.answer)
     text = redactor.text(question_text(question))
+    error = None if outcome.error is None else redactor.text(outcome.error)
     span_lines = list(lines.lines)
     if not any(line["attributes"].get("inference.observation_kind") == "AGENT" for line in span_lines):
-        span_lines.append(_agent_span(trace_id, lines.context, text, answer, outcome.error, started, wall))
+        span_lines.append(_agent_span(trace_id, lines.context, text, answer, error, started, wall))
     meter = outcome.meter or UsageMeter()
     usage = (reply.usage if reply else None) or outcome.usage or _span_usage(span_lines)
     model = (reply.model if reply else None) or _span_model(span_lines) or meter.model() or options.harness.model
@@ -280,7 +281,7 @@ def _write(
         run_dir=store / "runs" / label,
         question=text,
         answer=answer,
-        error=None if outcome.error is None else redactor.text(outcome.error),
+        error=error,
         usage=usage,
         cost_usd=cost,
         wall_seconds=round(wall, 3),

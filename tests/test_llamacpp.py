@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -161,3 +162,74 @@ def test_halo_refused_by_the_server_falls_back_at_once(pytester, support_project
     first = handoff.splitlines()[2]
     assert first.startswith("> **No HALO diagnosis was produced:** HALO stopped at the first refusal"), first
     assert elapsed < 120, f"fell back after {elapsed:.0f}s"
+
+
+AGENT = '''
+from pytest_agentloop.agent import openai_client
+
+
+async def run(question, *, metadata, workdir, harness):
+    """A plain-openai agent: one Chat Completions call, its answer also written as an artifact."""
+    messages = question if isinstance(question, list) else [{"role": "user", "content": question}]
+    reply = await openai_client().chat.completions.create(model=harness.model, messages=messages, max_tokens=24)
+    answer = reply.choices[0].message.content or "(no text)"
+    (workdir / "reply.txt").write_text(answer)
+    return answer
+'''
+
+SMOKE_EVALS = """\
+evals:
+  - id: greeting-answered
+    title: The greeting got an answer and its artifact
+    trace: greeting
+    assert:
+      - {type: word-count, value: {min: 1}}
+      - {type: artifacts-exist, value: [reply.txt]}
+  - id: follow-up-answered
+    title: The conversation got an answer
+    trace: follow-up
+    assert:
+      - {type: word-count, value: {min: 1}}
+"""
+
+
+def test_record_then_live_with_a_users_own_agent(pytester: pytest.Pytester, llama_server, monkeypatch) -> None:
+    """An outside project's own agent (no Agents SDK) against a server nobody here wrote: ``agentloop record``
+    writes its runs with the usage the server reported, and ``--agentloop-live`` checks the evals on fresh runs."""
+    monkeypatch.setenv("OPENAI_API_KEY", "llama-cpp-needs-no-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nagentloop_agent = "myagent:run"\nagentloop_harness = "harness.yaml"\n'
+    )
+    pytester.makefile(".py", myagent=AGENT)
+    (pytester.path / "harness.yaml").write_text(f"version: v-llama\nmodel_settings: {{model: {MODEL}}}\n")
+    (pytester.path / "questions.yaml").write_text(
+        "- label: greeting\n  question: Say hello in one short sentence.\n"
+        "- label: follow-up\n  messages: [{role: user, content: Name one colour.}]\n"
+    )
+    recorded = pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "record", "questions.yaml", "-o", "evals/traces")
+    assert recorded.ret == 0, recorded.stderr.str()
+    store = pytester.path / "evals" / "traces" / "runs"
+    for label in ("greeting", "follow-up"):
+        record = json.loads((store / label / "record.json").read_text())
+        assert record["status"] == "ok" and record["provenance"]["source"] == "captured", record
+        assert record["harness_version"] == "v-llama" and record["model"]  # the model the server named
+        usage = record["usage"]  # read by the plugin's client from the server's answer: there was one call
+        assert usage["requests"] == 1 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0, usage
+        assert record["cost_usd"] is None  # a local model has no price: unknown, never 0
+        answer = (store / label / "answer.md").read_text()
+        assert (store / label / "artifacts" / "reply.txt").read_text() == answer
+        [span] = [json.loads(line) for line in (store / label / "spans.jsonl").read_text().splitlines()]
+        assert span["trace_id"] == record["trace_id"] and span["attributes"]["output.value"] == answer
+    (pytester.path / "evals" / "smoke.eval.yaml").write_text(SMOKE_EVALS)
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+
+    live = pytester.runpytest_subprocess("evals", "--agentloop-live", "--agentloop-judge=off", timeout=600)
+    live.assert_outcomes(passed=2)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before  # the recorded store is untouched
+    [fresh] = (pytester.path / ".agentloop" / "runs").glob("*/traces/runs")
+    for label in ("greeting", "follow-up"):
+        record = json.loads((fresh / label / "record.json").read_text())
+        old = json.loads((store / label / "record.json").read_text())
+        assert record["provenance"]["source"] == "live" and record["trace_id"] != old["trace_id"]
+        assert record["usage"]["requests"] == 1

@@ -207,7 +207,9 @@ def test_record_then_live_with_a_users_own_agent(pytester: pytest.Pytester, llam
         "- label: greeting\n  question: Say hello in one short sentence.\n"
         "- label: follow-up\n  messages: [{role: user, content: Name one colour.}]\n"
     )
-    recorded = pytester.run(sys.executable, "-m", "pytest_agentloop.cli", "record", "questions.yaml", "-o", "evals/traces")
+    recorded = pytester.run(
+        sys.executable, "-m", "pytest_agentloop.cli", "record", "questions.yaml", "-o", "evals/traces"
+    )
     assert recorded.ret == 0, recorded.stderr.str()
     store = pytester.path / "evals" / "traces" / "runs"
     for label in ("greeting", "follow-up"):

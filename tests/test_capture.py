@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from engine.traces.models.canonical_span import SpanRecord
 
 from pytest_agentloop.agent.builtin import build_agent
 from pytest_agentloop.agent.capture import CaptureOptions, capture_run
+from pytest_agentloop.agent.cost import PRICES
 from pytest_agentloop.agent.harness import load_harness
 from pytest_agentloop.agent.runner import AgentReply, Usage
 from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply, Request, tool_outputs
@@ -77,6 +79,25 @@ def test_a_captured_run_has_record_artifacts_and_halo_span_lines(agent_env: Fake
     store = TraceStore(tmp_path)
     assert store.get("trace-01").answer == ANSWER
     assert len(store.spans(run.trace_id)) == len(lines)
+
+
+def test_the_model_that_answered_is_recorded_and_priced_not_the_one_asked_for(
+    agent_env: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A server may answer with another model than the harness asks for (a local server's alias, a dated
+    snapshot): the record names the one that answered, priced call by call at its own price."""
+    steps = analyst_steps(ANSWER)
+    answered = [dataclasses.replace(s, model="gpt-4.1-mini-2025-04-14") for s in steps[:4]] + [
+        dataclasses.replace(steps[4], model="local-alias")
+    ]
+    agent_env.set_responder(AgentScript({"runway": answered}))
+    run = capture("What do runway and burn tell us?", tmp_path, "t", prices={**PRICES, "local-alias": (1.0, 2.0)})
+    record = json.loads((run.run_dir / "record.json").read_text())
+    assert record["model"] == "gpt-4.1-mini-2025-04-14"  # the first call's (the harness asked for gpt-5.1)
+    mini = (4 * 11 * 0.4 + 4 * 7 * 1.6) / 1e6  # gpt-4.1-mini's family price, per million tokens
+    assert record["cost_usd"] == pytest.approx(mini + (120 * 1.0 + 40 * 2.0) / 1e6)
+    unpriced = capture("What do runway and burn tell us?", tmp_path, "u")
+    assert unpriced.cost_usd is None  # one call at an unknown model: the run's cost is unknown, never a guess
 
 
 def test_capture_replaces_the_uploading_processor(agent_env: FakeOpenAI, tmp_path: Path) -> None:

@@ -185,27 +185,45 @@ def _partial_usage(exc: Any) -> Usage | None:
     return None if usage is None else Usage(usage.input_tokens, usage.output_tokens, usage.requests)
 
 
-def _span_usage(lines: list[dict[str, Any]]) -> Usage | None:
-    """The usage the run's LLM spans report (None: the run has no LLM span)."""
-    llm = [line["attributes"] for line in lines if line["attributes"].get("inference.observation_kind") == "LLM"]
-    if not llm:
-        return None
-    total = Usage()
-    for attributes in llm:
-        total += Usage(
+def _span_usage_by_model(lines: list[dict[str, Any]]) -> dict[str, Usage]:
+    """The usage the run's LLM spans report, by the model each span names ("" when it names none)."""
+    by_model: dict[str, Usage] = {}
+    for line in lines:
+        attributes = line["attributes"]
+        if attributes.get("inference.observation_kind") != "LLM":
+            continue
+        model = str(attributes.get("inference.llm.model_name") or "")
+        by_model[model] = by_model.get(model, Usage()) + Usage(
             int(attributes.get("inference.llm.input_tokens") or 0),
             int(attributes.get("inference.llm.output_tokens") or 0),
             1,
         )
-    return total
+    return by_model
+
+
+def _total(by_model: dict[str, Usage]) -> Usage | None:
+    """All the usage in ``by_model`` (None: the run has no LLM span)."""
+    return sum(by_model.values(), Usage()) if by_model else None
 
 
 def _span_model(lines: list[dict[str, Any]]) -> str | None:
+    """The model the first LLM span names: what the server answered with, not what was asked for."""
     for line in lines:
         model = line["attributes"].get("inference.llm.model_name")
         if model:
             return str(model)
     return None
+
+
+def _cost(
+    usage: Usage, model: str | None, by_model: dict[str, Usage], prices: dict[str, tuple[float, float]] | None
+) -> float | None:
+    """The run's cost: span by span at each span's model when the spans hold the whole usage, else at ``model``."""
+    spanned = _total(by_model)
+    if spanned is None or (spanned.input_tokens, spanned.output_tokens) != (usage.input_tokens, usage.output_tokens):
+        return cost_of(model, usage.input_tokens, usage.output_tokens, prices)
+    costs = [cost_of(name or model, u.input_tokens, u.output_tokens, prices) for name, u in by_model.items()]
+    return None if None in costs else round(sum(c for c in costs if c is not None), 8)
 
 
 def _agent_span(
@@ -269,10 +287,12 @@ def _write(
     if not any(line["attributes"].get("inference.observation_kind") == "AGENT" for line in span_lines):
         span_lines.append(_agent_span(trace_id, lines.context, text, answer, error, started, wall))
     meter = outcome.meter or UsageMeter()
-    usage = (reply.usage if reply else None) or outcome.usage or _span_usage(span_lines)
-    model = (reply.model if reply else None) or _span_model(span_lines) or meter.model() or options.harness.model
+    by_model = _span_usage_by_model(span_lines)
+    usage = (reply.usage if reply else None) or outcome.usage or _total(by_model)
+    # the model the server answered with (spans, then the plugin's client) before the one the agent asked for
+    model = _span_model(span_lines) or meter.model() or (reply.model if reply else None) or options.harness.model
     if usage is not None:
-        cost = cost_of(model, usage.input_tokens, usage.output_tokens, options.prices)
+        cost = _cost(usage, model, by_model, options.prices)
     else:  # only what the plugin's client counted, priced model by model
         usage, cost = meter.usage(), meter.cost(options.prices)
     run = CapturedRun(

@@ -64,6 +64,7 @@ class Reply:
     fault: Fault | None = None
     retry_after: float | None = 0.01
     usage: tuple[int, int] = (11, 7)
+    model: str | None = None  # the model the answer names (default: the one asked for), as a local server's alias
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, request: Request, reply: Reply, body: Any, events: Any) -> None:
         number = next(self.state.ids)
-        model = str(request.body.get("model", "fake-model"))
+        model = reply.model or str(request.body.get("model", "fake-model"))
         if not request.stream:
             self._json(200, body(number, model, reply))
             return

@@ -235,3 +235,57 @@ def test_record_then_live_with_a_users_own_agent(pytester: pytest.Pytester, llam
         old = json.loads((store / label / "record.json").read_text())
         assert record["provenance"]["source"] == "live" and record["trace_id"] != old["trace_id"]
         assert record["usage"]["requests"] == 1
+
+
+SDK_HARNESS = f"""\
+version: v-sdk
+name: helper
+system_prompt: Answer in one short sentence. You may look a topic up first.
+model_settings: {{model: {MODEL}, max_tokens: 32}}
+tools: [mytools:lookup]
+max_turns: 3
+"""
+
+TOOLS = '''
+from agents import function_tool
+
+
+@function_tool
+def lookup(topic: str) -> str:
+    """Look a topic up."""
+    return f"notes on {topic}"
+'''
+
+
+def test_builtin_runner_over_the_responses_api_of_a_real_server(
+    pytester: pytest.Pytester, llama_server, monkeypatch
+) -> None:
+    """The built-in Agents SDK runner against llama.cpp's Responses API: each run is recorded (a tiny model may hit
+    the turn limit: then a failed run with its reason), and its LLM spans name the model that answered and carry
+    the messages (HALO's mapping leaves both out of Responses spans; the capture fills them)."""
+    from engine.traces.models.canonical_span import SpanRecord
+
+    monkeypatch.setenv("OPENAI_API_KEY", "llama-cpp-needs-no-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
+    (pytester.path / "harness.yaml").write_text(SDK_HARNESS)
+    pytester.makefile(".py", mytools=TOOLS)
+    (pytester.path / "questions.yaml").write_text(
+        "- label: sky\n  question: Why is the sky blue?\n- label: tea\n  question: How is green tea made?\n"
+    )
+    recorded = pytester.run(
+        sys.executable, "-m", "pytest_agentloop.cli", "record", "questions.yaml", "-o", "store",
+        "--agent", "harness", "--harness", "harness.yaml",
+    )  # fmt: skip
+    assert recorded.ret in (0, 1), recorded.stderr.str()  # 1: a run failed (kept, with its reason)
+    for label in ("sky", "tea"):
+        run = pytester.path / "store" / "runs" / label
+        record = json.loads((run / "record.json").read_text())
+        assert record["model"] == MODEL and record["usage"]["requests"] >= 1, record
+        assert record["status"] == "ok" or record["error"], record
+        assert (run / "answer.md").is_file() == (record["status"] == "ok")
+        lines = [json.loads(line) for line in (run / "spans.jsonl").read_text().splitlines()]
+        for line in lines:
+            SpanRecord.model_validate(line)
+        llm = [s["attributes"] for s in lines if s["attributes"].get("inference.observation_kind") == "LLM"]
+        assert len(llm) == record["usage"]["requests"]
+        assert all(a["llm.model_name"] == MODEL and "llm.input_messages" in a for a in llm), llm

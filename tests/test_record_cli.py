@@ -219,3 +219,25 @@ def test_record_finds_the_ini_upwards_and_imports_from_the_rootdir(pytester: pyt
     assert result.returncode == 0, result.stderr
     answer = pytester.path / "recorded" / "runs" / "ticket" / "answer.md"
     assert answer.read_text() == "Opened ticket [REDACTED:ticket]."
+
+
+def test_an_eval_on_a_failed_recorded_run_is_an_error_quoting_its_error(pytester: pytest.Pytester) -> None:
+    from conftest import write_run
+
+    run = write_run(pytester.path / "traces", "trace-01", "unused")
+    (run / "answer.md").unlink()
+    record = json.loads((run / "record.json").read_text())
+    record.update(status="failed", error="RuntimeError: upstream rejected key [REDACTED:api-key]")
+    (run / "record.json").write_text(json.dumps(record))
+    pytester.makefile(
+        ".eval.yaml", suite="evals: [{id: a, title: A, trace: trace-01, assert: [{type: icontains, value: x}]}]"
+    )
+    result = pytester.runpytest("--agentloop-judge=off")
+    result.assert_outcomes(errors=1)
+    failed = (
+        "*eval a: traces/runs/trace-01/record.json: run 'trace-01' failed when it was recorded, so it has no answer:"
+    )
+    result.stdout.fnmatch_lines(
+        [f'{failed} "RuntimeError: upstream rejected key [[]REDACTED:api-key]"; record it again*']
+    )
+    result.stdout.no_fnmatch_line("*no answer.md*")

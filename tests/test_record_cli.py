@@ -11,7 +11,7 @@ from agent_scripts import analyst_steps
 from pytest_agentloop.cli import main
 from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply
 
-from conftest import EXAMPLE, SECRET_KEY
+from conftest import EXAMPLE, INI, SECRET_KEY, run_cli
 
 HARNESS = str(EXAMPLE / "diligence" / "harness.yaml")
 
@@ -95,10 +95,27 @@ def test_record_without_an_agent_is_a_usage_error(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "questions.yaml").write_text(QUESTIONS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\nagentloop_agent_key_env = none\n")
     assert main(["record", "questions.yaml"]) == 2
-    assert "no agent: pass --agent" in capsys.readouterr().err
+    assert "agentloop record: error: no agent: pass --agent" in capsys.readouterr().err
     assert main(["record", "questions.yaml", "--agent", "nosuch.module:run"]) == 2
     assert "cannot be loaded" in capsys.readouterr().err
+
+
+def test_record_without_the_agents_key_is_a_usage_error_and_writes_nothing(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    (tmp_path / "questions.yaml").write_text(QUESTIONS)
+    assert record(tmp_path) == 2  # no run starts: none would be written as failed, none would need --replace
+    err = capsys.readouterr().err
+    assert err.startswith("agentloop record: error: no key for the agent's endpoint in $OPENAI_API_KEY")
+    assert "agentloop_agent_key_env = none" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "store").exists() and fake_openai.requests == []
+    (tmp_path / "pytest.ini").write_text("[pytest]\nagentloop_agent_key_env = MY_AGENT_KEY\n")
+    assert record(tmp_path) == 2
+    assert "in $MY_AGENT_KEY" in capsys.readouterr().err
 
 
 def test_the_evals_run_on_recorded_runs(pytester: pytest.Pytester, agent_env: FakeOpenAI) -> None:
@@ -135,6 +152,7 @@ def test_the_evals_run_on_recorded_runs(pytester: pytest.Pytester, agent_env: Fa
 
 def test_record_takes_the_questions_of_eval_files(pytester: pytest.Pytester, example_copy: Path) -> None:
     pytester.makepyfile(myagent="async def run(question, **_):\n    return 'fresh: ' + question\n")
+    pytester.makeini(INI + "agentloop_agent_key_env = none\n")
     monkey = pytest.MonkeyPatch()
     monkey.chdir(pytester.path)
     try:
@@ -162,4 +180,64 @@ def test_record_with_a_rate_stays_under_the_endpoint_limit(
     assert rejected == [] and len(admitted) == 6
     assert (tmp_path / ".agentloop" / "rate").is_dir()
     assert record(tmp_path, "--replace", "--rate", "fast") == 2
-    assert "--rate / agentloop_rate: expected RPM or RPM,TPM" in capsys.readouterr().err
+    assert "agentloop record: error: --rate: expected RPM or RPM,TPM" in capsys.readouterr().err
+
+
+PROJECT_AGENT = """\
+async def run(question, *, metadata, workdir, harness):
+    (workdir / "ticket.txt").write_text("ticket REF-123")
+    return "Opened ticket REF-123."
+"""
+
+
+def _project(pytester: pytest.Pytester, ini: str = "") -> None:
+    """A project whose agent and redaction hook live in its own package (not installed, no PYTHONPATH)."""
+    pkg = pytester.mkpydir("walkpkg")
+    (pkg / "agent.py").write_text(PROJECT_AGENT)
+    (pkg / "redact.py").write_text("def scrub(text):\n    return text.replace('REF-123', '[REDACTED:ticket]')\n")
+    pytester.makeini(INI + "agentloop_agent_key_env = none\n" + ini)
+    pytester.makefile(".yaml", questions="- {label: ticket, question: 'Open a ticket'}\n")
+
+
+def test_a_redaction_hook_in_the_project_loads_as_the_agent_does(pytester: pytest.Pytester) -> None:
+    _project(pytester)
+    result = run_cli("record", "questions.yaml", "--agent", "walkpkg.agent:run", "--redact", "walkpkg.redact:scrub")
+    assert result.returncode == 0, result.stderr
+    run = pytester.path / "traces" / "runs" / "ticket"
+    assert (run / "answer.md").read_text() == "Opened ticket [REDACTED:ticket]."
+    assert (run / "artifacts" / "ticket.txt").read_text() == "ticket [REDACTED:ticket]"
+    hook = ["-o", "agentloop_agent=walkpkg.agent:run", "-o", "agentloop_redact=walkpkg.redact:scrub"]
+    live = pytester.runpytest("--agentloop-live", "--agentloop-judge=off", "--collect-only", *hook)
+    live.stdout.no_fnmatch_line("*cannot be loaded*")  # pytest loads it from the rootdir too
+    assert live.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_record_finds_the_ini_upwards_and_imports_from_the_rootdir(pytester: pytest.Pytester) -> None:
+    _project(pytester, "agentloop_agent = walkpkg.agent:run\nagentloop_redact = walkpkg.redact:scrub\n")
+    evals = pytester.mkdir("evals")
+    result = run_cli("record", "../questions.yaml", "-o", "../recorded", cwd=evals)
+    assert result.returncode == 0, result.stderr
+    answer = pytester.path / "recorded" / "runs" / "ticket" / "answer.md"
+    assert answer.read_text() == "Opened ticket [REDACTED:ticket]."
+
+
+def test_an_eval_on_a_failed_recorded_run_is_an_error_quoting_its_error(pytester: pytest.Pytester) -> None:
+    from conftest import write_run
+
+    run = write_run(pytester.path / "traces", "trace-01", "unused")
+    (run / "answer.md").unlink()
+    record = json.loads((run / "record.json").read_text())
+    record.update(status="failed", error="RuntimeError: upstream rejected key [REDACTED:api-key]")
+    (run / "record.json").write_text(json.dumps(record))
+    pytester.makefile(
+        ".eval.yaml", suite="evals: [{id: a, title: A, trace: trace-01, assert: [{type: icontains, value: x}]}]"
+    )
+    result = pytester.runpytest("--agentloop-judge=off")
+    result.assert_outcomes(errors=1)
+    failed = (
+        "*eval a: traces/runs/trace-01/record.json: run 'trace-01' failed when it was recorded, so it has no answer:"
+    )
+    result.stdout.fnmatch_lines(
+        [f'{failed} "RuntimeError: upstream rejected key [[]REDACTED:api-key]"; record it again*']
+    )
+    result.stdout.no_fnmatch_line("*no answer.md*")

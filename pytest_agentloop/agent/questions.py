@@ -20,9 +20,11 @@ from typing import Any
 
 import yaml
 
+from pytest_agentloop import strictjson
 from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.runner import Question
 from pytest_agentloop.traces.store import TraceRecord
+from pytest_agentloop.yamlload import LineMap, load_yaml
 
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -41,59 +43,109 @@ class QuestionSpec:
         return hashlib.sha256(json.dumps(self.question, sort_keys=True).encode()).hexdigest()[:16]
 
 
+FIELDS = ("label", "question", "messages", "metadata")
+ALLOWED = "label, question or messages, metadata"
+
+
 def _entries(path: Path) -> list[tuple[int, Any]]:
+    """Each entry with its line: a JSONL line's number, or the line a YAML mapping starts on."""
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise AgentConfigError(f"not JSON: {exc.msg}", path=path, line=number) from None
+                    rows.append((number, strictjson.loads(line)))
+                except ValueError as exc:
+                    message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    raise AgentConfigError(f"not JSON: {message}", path=path, line=number) from None
         return rows
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise AgentConfigError(
+            f"not valid YAML: {exc.problem or exc}", path=path, line=mark.line + 1 if mark else None
+        ) from None
     except yaml.YAMLError as exc:
         raise AgentConfigError(f"not valid YAML: {exc}", path=path) from None
-    if isinstance(data, dict):
-        data = data.get("questions")
+    if isinstance(data, dict) and set(data) == {"questions"}:
+        data = data["questions"]
     if not isinstance(data, list):
-        raise AgentConfigError("a questions file is a list of {label, question | messages, metadata}", path=path)
-    return [(0, entry) for entry in data]
+        raise AgentConfigError(f"a questions file is a list of {{{ALLOWED}}}", path=path, line=1)
+    return [(entry.line if isinstance(entry, LineMap) else 0, entry) for entry in data]
 
 
-def _question(entry: Any, path: Path, line: int) -> QuestionSpec:
+class _Entry:
+    """One question's mapping; its errors name the file, the line of the field, the question and the field."""
+
+    def __init__(self, entry: dict[str, Any], path: Path, line: int, number: int) -> None:
+        self.data, self.path, self.line = entry, path, line
+        label = entry.get("label")
+        self.what = f"question {label!r}" if isinstance(label, str) and LABEL.match(label) else f"question {number}"
+
+    def fail(self, field: str | None, message: str) -> AgentConfigError:
+        line = self.data.line_of(field) if isinstance(self.data, LineMap) and field else self.line
+        where = f"{self.what}, field {field!r}" if field else self.what
+        return AgentConfigError(f"{where}: {message}", path=self.path, line=line or None)
+
+
+def _question(entry: Any, path: Path, line: int, number: int) -> QuestionSpec:
     if not isinstance(entry, dict):
         raise AgentConfigError(
-            "each question is a mapping with label and question (or messages)", path=path, line=line or None
+            f"question {number}: each question is a mapping of {ALLOWED}", path=path, line=line or None
         )
-    label = str(entry.get("label") or "")
-    if not LABEL.match(label):
-        raise AgentConfigError(f"label {label!r}: letters, digits, '.', '_' and '-' only", path=path, line=line or None)
+    reader = _Entry(entry, path, line, number)
+    for key in entry:
+        if key not in FIELDS:
+            raise reader.fail(str(key), f"unknown field; allowed: {ALLOWED}")
+    label = entry.get("label")
+    if label is None:
+        raise reader.fail(None, f"no label: give each question a label (the run's name); allowed: {ALLOWED}")
+    if not isinstance(label, str) or not LABEL.match(label):
+        raise reader.fail("label", f"got {label!r}; use letters, digits, '.', '_' and '-' (at most 100)")
+    if "question" in entry and "messages" in entry:
+        raise reader.fail("messages", "give question or messages, not both")
+    if "question" not in entry and "messages" not in entry:
+        raise reader.fail(None, f"no question: give question (a string) or messages (a list); allowed: {ALLOWED}")
     question = entry.get("question", entry.get("messages"))
-    if isinstance(question, list) and all(isinstance(m, dict) and "role" in m for m in question) and question:
-        pass
+    if "messages" in entry:
+        if (
+            not isinstance(question, list)
+            or not question
+            or not all(isinstance(m, dict) and "role" in m for m in question)
+        ):
+            raise reader.fail("messages", "give a list of chat messages, each with a role")
     elif not isinstance(question, str) or not question.strip():
-        raise AgentConfigError(
-            f"{label}: give a question string or a list of messages with roles", path=path, line=line or None
-        )
+        raise reader.fail("question", "give the question as a non-empty string")
     metadata = entry.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise AgentConfigError(f"{label}: metadata must be a mapping", path=path, line=line or None)
-    return QuestionSpec(label, question, dict(metadata))
+        raise reader.fail("metadata", "metadata must be a mapping")
+    return QuestionSpec(label, _plain(question), _plain(metadata))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with line-tracking mappings turned into plain dicts (the question is written to record.json)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def load_questions(path: Path) -> list[QuestionSpec]:
     """The questions of a YAML or JSONL file; labels must be unique."""
     if not path.is_file():
         raise AgentConfigError("questions file not found", path=path)
-    questions = [_question(entry, path, line) for line, entry in _entries(path)]
-    seen: set[str] = set()
-    for question in questions:
+    questions: list[QuestionSpec] = []
+    seen: dict[str, int] = {}
+    for number, (line, entry) in enumerate(_entries(path), 1):
+        question = _question(entry, path, line, number)
         if question.label in seen:
-            raise AgentConfigError(f"label {question.label!r} appears twice", path=path)
-        seen.add(question.label)
+            first = f" (first on line {seen[question.label]})" if seen[question.label] else ""
+            raise AgentConfigError(f"label {question.label!r} appears twice{first}", path=path, line=line or None)
+        seen[question.label] = line
+        questions.append(question)
     return questions
 
 

@@ -6,13 +6,14 @@ written, so a secret never reaches the store, a report, a shard file or HALO.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.agent.errors import AgentConfigError
+from pytest_agentloop.agent.runner import import_object
 
 #: (name, pattern): what the built-in redaction replaces with ``[REDACTED:<name>]``.
 BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -25,13 +26,9 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
 Hook = Callable[[str], str]
 
 
-def load_hook(spec: str) -> Hook:
-    """The callable ``module:function`` (``str -> str``) named by the ini option agentloop_redact."""
-    module_name, _, attribute = spec.partition(":")
-    try:
-        hook = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise AgentConfigError(f"agentloop_redact {spec!r} cannot be loaded: {exc}") from None
+def load_hook(spec: str, root: Path | None = None) -> Hook:
+    """The callable ``module:function`` (``str -> str``) named by agentloop_redact, found from ``root`` first."""
+    hook = import_object(spec, root, "agentloop_redact")
     if not callable(hook):
         raise AgentConfigError(f"agentloop_redact {spec!r} is not callable")
     return hook  # type: ignore[no-any-return]

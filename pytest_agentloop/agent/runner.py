@@ -79,20 +79,32 @@ def coerce_reply(value: object) -> AgentReply:
     )
 
 
-def load_agent(spec: str, root: Path) -> AgentCallable:
-    """The async callable named ``module:attribute`` (``harness`` names the built-in runner)."""
-    path = BUILTIN_PATH if spec.strip() == BUILTIN else spec.strip()
-    module_name, _, attribute = path.partition(":")
+def import_object(spec: str, root: Path | None, option: str) -> Any:
+    """The object named ``module:attribute``, imported with the project root first on ``sys.path``.
+
+    Every import-path setting (the agent, the redaction hook, the built-in runner's tools) resolves here, so a
+    module of the user's own project loads the same way for each, without PYTHONPATH.
+    """
+    module_name, _, attribute = spec.strip().partition(":")
     if not module_name or not attribute:
-        raise AgentConfigError(f"agentloop_agent {spec!r}: write it as 'package.module:function' (or 'harness')")
-    if str(root) not in sys.path:
+        raise AgentConfigError(f"{option} {spec!r}: write it as 'package.module:function'")
+    if root is not None and str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise AgentConfigError(f"agentloop_agent {spec!r} cannot be loaded: {exc}") from None
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise AgentConfigError(f"{option} {spec!r} cannot be loaded: {exc}") from None
+    return target
+
+
+def load_agent(spec: str, root: Path) -> AgentCallable:
+    """The async callable named ``module:attribute`` (``harness`` names the built-in runner)."""
+    path = BUILTIN_PATH if spec.strip() == BUILTIN else spec.strip()
+    if not path.partition(":")[0] or not path.partition(":")[2]:
+        raise AgentConfigError(f"agentloop_agent {spec!r}: write it as 'package.module:function' (or 'harness')")
+    target = import_object(path, root, "agentloop_agent")
     if not inspect.iscoroutinefunction(target) and not inspect.iscoroutinefunction(type(target).__call__):
         raise AgentConfigError(f"agentloop_agent {spec!r} is not an async function (define it with `async def`)")
     return target  # type: ignore[no-any-return]
@@ -107,4 +119,14 @@ def question_text(question: Question) -> str:
     return content if isinstance(content, str) else str(content)
 
 
-__all__ = ["BUILTIN", "AgentCallable", "AgentReply", "Harness", "Question", "Usage", "coerce_reply", "load_agent"]
+__all__ = [
+    "BUILTIN",
+    "AgentCallable",
+    "AgentReply",
+    "Harness",
+    "Question",
+    "Usage",
+    "coerce_reply",
+    "import_object",
+    "load_agent",
+]

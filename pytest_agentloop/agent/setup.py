@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import configparser
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pytest_agentloop.agent.budget import hold_run
 from pytest_agentloop.agent.builtin import pace_loop
@@ -20,19 +17,9 @@ from pytest_agentloop.agent.errors import BudgetExhausted
 from pytest_agentloop.agent.harness import Harness, load_harness
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
-from pytest_agentloop.agent.redact import Redactor, load_hook
+from pytest_agentloop.agent.redact import Hook, Redactor, load_hook
 from pytest_agentloop.agent.runner import AgentCallable, load_agent
 from pytest_agentloop.spend import MoneyLedger
-
-INI_NAMES = (
-    "agentloop_agent",
-    "agentloop_harness",
-    "agentloop_redact",
-    "agentloop_prices",
-    "agentloop_agent_key_env",
-    "agentloop_rate",
-    "agentloop_artifacts_dir",
-)
 
 
 @dataclass(frozen=True)
@@ -44,17 +31,18 @@ class AgentSetup:
     harness: Harness
     timeout: float | None = None
     redact_hook: str | None = None
+    hook: Hook | None = None
+    """The redaction hook ``redact_hook`` names, loaded (from the project root) when the setup was built."""
     prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(PRICES))
     upload: bool = False
 
     def options(self, question: QuestionSpec, provenance: str, replace: bool = False) -> CaptureOptions:
         """Capture options for one run (a fresh redactor, so its counts are the run's)."""
-        hook = load_hook(self.redact_hook) if self.redact_hook else None
         return CaptureOptions(
             harness=self.harness,
             metadata=question.metadata,
             timeout=self.timeout,
-            redactor=Redactor(hook=hook),
+            redactor=Redactor(hook=self.hook),
             prices=self.prices,
             provenance=provenance,
             agent_ref=self.agent_ref,
@@ -73,33 +61,20 @@ def build_setup(
     prices: list[str] | None = None,
     upload: bool = False,
 ) -> AgentSetup:
-    """Load the agent callable and the harness; raise AgentConfigError naming what is wrong."""
-    if redact:
-        load_hook(redact)  # fail before any run starts
+    """Load the agent callable, the redaction hook and the harness; raise AgentConfigError naming what is wrong.
+
+    ``root`` is the project's root (pytest's rootdir): every import path resolves against it.
+    """
     return AgentSetup(
         agent=load_agent(agent_ref, root),
         agent_ref=agent_ref,
         harness=load_harness(harness_path),
         timeout=timeout,
         redact_hook=redact or None,
+        hook=load_hook(redact, root) if redact else None,
         prices=parse_prices(prices or []),
         upload=upload,
     )
-
-
-def read_ini(folder: Path) -> dict[str, str]:
-    """The agentloop_* agent settings of pyproject.toml or pytest.ini in ``folder`` (for the CLI)."""
-    found: dict[str, Any] = {}
-    pyproject = folder / "pyproject.toml"
-    if pyproject.is_file():
-        with pyproject.open("rb") as handle:
-            found = tomllib.load(handle).get("tool", {}).get("pytest", {}).get("ini_options", {})
-    ini = folder / "pytest.ini"
-    if not found and ini.is_file():
-        parser = configparser.ConfigParser()
-        parser.read(ini)
-        found = dict(parser["pytest"]) if parser.has_section("pytest") else {}
-    return {k: "\n".join(v) if isinstance(v, list) else str(v) for k, v in found.items() if k in INI_NAMES}
 
 
 def key_missing(key_env: str) -> bool:

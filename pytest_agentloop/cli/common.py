@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentloop.agent.options import LiveSettings, build_live_settings
 from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionTypeClash, using
 from pytest_agentloop.collect import EvalItem
 from pytest_agentloop.config import Settings, build_settings, current_settings, settings_in_effect, settings_of
@@ -33,6 +34,8 @@ class PytestView:
 
     settings: Settings
     rootpath: Path
+    agent: LiveSettings = field(default_factory=LiveSettings)
+    """The agent settings (agentloop_agent, key variable, redaction hook, prices) as ``--agentloop-live`` reads them."""
     suites: dict[Path, SuiteSpec] = field(default_factory=dict)
     """Eval files that loaded, with every check passed, by path."""
     registries: dict[Path, AssertionRegistry] = field(default_factory=dict)
@@ -64,7 +67,7 @@ class _Probe:
         if self.collect:
             return None
         try:
-            self.view = PytestView(build_settings(config), config.rootpath)
+            self.view = PytestView(build_settings(config), config.rootpath, build_live_settings(config))
         except pytest.UsageError as exc:
             self.problem = str(exc)
             return int(pytest.ExitCode.USAGE_ERROR)
@@ -73,7 +76,7 @@ class _Probe:
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         """Collecting: the settings the plugin built."""
-        self.view = PytestView(settings_of(config), config.rootpath)
+        self.view = PytestView(settings_of(config), config.rootpath, build_live_settings(config))
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
         """Only eval files are collected: no test module is imported."""

@@ -14,8 +14,7 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
     from pytest_agentloop.handoff.writer import rerun_handoff
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "run.json").is_file():
-        raise AgentloopError("not a saved run (no run.json); runs live under .agentloop/runs/", path=run_dir)
+    _check_saved(run_dir)
     settings = pytest_settings().settings  # the ini and environment pytest would use here
     overrides = {"judge_model": args.model, "judge_base_url": args.base_url, "judge_key_env": args.key_env}
     overrides["handoff_timeout"] = args.timeout
@@ -27,6 +26,29 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
     for note in outcome.notes:
         print(f"note: {note}")
     return 0
+
+
+def _check_saved(run_dir: Path) -> None:
+    """A run folder the handoff can be made again from: it has the run.json pytest saves with --agentloop-handoff.
+
+    Every session run has a folder (a live run's traces and verdicts are there too), but only a run made with
+    ``--agentloop-handoff`` keeps the handoff's inputs (run.json, results.json, context.jsonl).
+    """
+    if (run_dir / "run.json").is_file():
+        return
+    if not run_dir.is_dir():
+        raise AgentloopError(
+            "not a saved run: no such folder; give a run folder pytest wrote with --agentloop-handoff, "
+            "e.g. .agentloop/runs/<run id>",
+            path=run_dir,
+        )
+    saved = sorted(p.parent.name for p in run_dir.parent.glob("*/run.json"))
+    hint = f"; the latest run here that has one: {run_dir.parent / saved[-1]}" if saved else ""
+    raise AgentloopError(
+        "not a saved run for a handoff: this run folder has no run.json (pytest keeps it, with results.json and "
+        f"context.jsonl, only for a run made with --agentloop-handoff); rerun the evals with --agentloop-handoff{hint}",
+        path=run_dir,
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

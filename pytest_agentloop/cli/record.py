@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec, distinct, from_record, load_questions
-from pytest_agentloop.cli.common import eval_files
-from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_KEY_ENV, DEFAULT_TRACES_DIRNAME, Settings
-from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.cli.common import PytestView, eval_files, pytest_settings
+from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_TRACES_DIRNAME
 from pytest_agentloop.ratelimit import parse_rate
 from pytest_agentloop.spec import load_suite
 from pytest_agentloop.spend import MoneyBudget
 from pytest_agentloop.traces.store import TraceStore, find_store_root
+
+if TYPE_CHECKING:
+    from pytest_agentloop.agent.setup import AgentSetup
 
 QUESTION_SUFFIXES = (".yaml", ".yml", ".jsonl")
 
@@ -60,22 +62,10 @@ def _eval_questions(path: Path) -> list[QuestionSpec]:
 
 def _cmd_record(args: argparse.Namespace) -> int:
     from pytest_agentloop.agent.capture import CapturedRun
-    from pytest_agentloop.agent.setup import NotStarted, build_setup, read_ini, record_all, say
+    from pytest_agentloop.agent.setup import NotStarted, record_all, say
 
-    ini = read_ini(Path.cwd())
-    agent = args.agent or ini.get("agentloop_agent")
-    if not agent:
-        raise AgentConfigError("no agent: pass --agent package.module:function (or 'harness'), or set agentloop_agent")
-    harness = args.harness or ini.get("agentloop_harness")
-    setup = build_setup(
-        agent,
-        Path(harness) if harness else None,
-        Path.cwd(),
-        timeout=args.timeout,
-        redact=args.redact or ini.get("agentloop_redact"),
-        prices=(ini.get("agentloop_prices") or "").splitlines(),
-        upload=args.upload_traces,
-    )
+    view = pytest_settings()  # the rootdir and ini pytest would use here, found upwards as pytest finds them
+    setup = _setup(args, view)
     questions = gather_questions(args.sources)
     store = Path(args.out)
     if not args.replace:
@@ -93,8 +83,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     say(
         f"agentloop record: {len(questions)} questions, harness {setup.harness.version}, concurrency {args.concurrency}"
     )
-    pacing = _pacing(args.rate or ini.get("agentloop_rate"), ini)
-    budget = _budget(args.budget, ini)
+    pacing = _pacing(args.rate, view)
+    budget = _budget(args.budget, view)
     ledger = budget.ledger() if budget is not None else None
     try:
         results = asyncio.run(
@@ -121,36 +111,50 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 1 if skipped or any(not r.ok for r in runs) else 0
 
 
-def _budget(limit: float | None, ini: dict[str, str]) -> MoneyBudget | None:
+def _setup(args: argparse.Namespace, view: PytestView) -> AgentSetup:
+    """The agent, checked as ``--agentloop-live`` checks it (an agent, its key), before any run or file."""
+    from pytest_agentloop.agent.setup import build_setup, key_missing
+
+    agent = args.agent or view.agent.agent
+    if not agent:
+        raise AgentConfigError("no agent: pass --agent package.module:function (or 'harness'), or set agentloop_agent")
+    key_env = view.agent.key_env
+    if key_missing(key_env):
+        raise AgentConfigError(
+            f"no key for the agent's endpoint in ${key_env} "
+            "(set it, or set agentloop_agent_key_env = none for an agent that needs none)"
+        )
+    harness = view.rootpath / view.settings.harness if view.settings.harness else None
+    return build_setup(
+        agent,
+        Path(args.harness) if args.harness else harness,
+        view.rootpath,
+        timeout=args.timeout,
+        redact=args.redact or view.agent.redact or None,
+        prices=list(view.agent.prices),
+        upload=args.upload_traces,
+    )
+
+
+def _budget(limit: float | None, view: PytestView) -> MoneyBudget | None:
     """``--budget USD``: a ledger of this command's own, priced with ini ``agentloop_prices``."""
     if limit is None:
         return None
-    prices = tuple((ini.get("agentloop_prices") or "").splitlines())
-    artifacts = Path.cwd() / (ini.get("agentloop_artifacts_dir") or Settings.artifacts_dir)
-    return MoneyBudget(limit, artifacts / "rate", f"record-{uuid.uuid4().hex[:12]}", prices)
+    artifacts = view.rootpath / view.settings.artifacts_dir
+    return MoneyBudget(limit, artifacts / "rate", f"record-{uuid.uuid4().hex[:12]}", view.agent.prices)
 
 
-def _pacing(rate: str | None, ini: dict[str, str]) -> Pacing | None:
+def _pacing(rate: str | None, view: PytestView) -> Pacing | None:
     """``--rate`` (else ini ``agentloop_rate``): the agent endpoint's budget, the one pytest's live runs share."""
-    if not rate:
+    limit = view.settings.rate
+    if rate:
+        try:
+            limit = parse_rate(rate)
+        except ValueError as exc:
+            raise AgentConfigError(f"--rate: {exc}") from None
+    if limit is None:
         return None
-    try:
-        limit = parse_rate(rate)
-    except ValueError as exc:
-        raise AgentConfigError(f"--rate / agentloop_rate: {exc}") from None
-    artifacts = Path.cwd() / (ini.get("agentloop_artifacts_dir") or Settings.artifacts_dir)
-    return Pacing(limit, artifacts / "rate", ini.get("agentloop_agent_key_env") or DEFAULT_KEY_ENV)
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        return _cmd_record(args)
-    except AgentConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except AgentloopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return Pacing(limit, view.rootpath / view.settings.artifacts_dir / "rate", view.agent.key_env)
 
 
 def _positive(text: str) -> int:
@@ -197,4 +201,4 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     record.add_argument(
         "--upload-traces", action="store_true", help="also send traces to OpenAI's trace ingest (off by default)"
     )
-    record.set_defaults(run=_run)
+    record.set_defaults(run=_cmd_record)

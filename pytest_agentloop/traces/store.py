@@ -68,6 +68,8 @@ class TraceRecord:
     store_root: Path | None = field(default=None, compare=False)
     cost_usd: float | None = field(default=None, compare=False)
     """What the run cost, in US dollars, when it was captured with a known price (format 2)."""
+    error: str | None = field(default=None, compare=False)
+    """Why the run failed (``status: failed``, already redacted when captured); None for a run that answered."""
 
     @cached_property
     def artifacts_dir(self) -> Path:
@@ -82,8 +84,14 @@ class TraceRecord:
 
     @cached_property
     def answer(self) -> str:
-        """The run's final answer text."""
+        """The run's final answer text; a failed run has none, and the error says why it failed."""
         path = self.run_dir / "answer.md"
+        if self.error is not None:
+            raise TraceStoreError(
+                f'run {self.label!r} failed when it was recorded, so it has no answer: "{self.error}"; '
+                "record it again (agentloop record --replace)",
+                path=self.run_dir / "record.json",
+            )
         try:
             return self._inside(path).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -160,6 +168,7 @@ def _load_record(path: Path, root: Path | None = None) -> TraceRecord:
         provenance=provenance_of(data.get("provenance")),
         store_root=root,
         cost_usd=data.get("cost_usd"),
+        error=str(data.get("error") or "no error recorded") if data.get("status") == "failed" else None,
     )
 
 

@@ -283,3 +283,15 @@ def test_a_missing_extra_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(MissingExtra, match=r"install the extra: pip install 'pytest-agentloop\[halo\]'"):
         require("engine.no_such_module")
+
+
+def test_harness_tools_load_from_the_harness_folder_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    from pytest_agentloop.agent.errors import AgentConfigError
+
+    (tmp_path / "kbtools_for_test.py").write_text("def lookup(topic: str) -> str:\n    'Look up.'\n    return topic\n")
+    (tmp_path / "harness.yaml").write_text("version: v9\ntools: [kbtools_for_test:lookup]\n")
+    [tool] = build_agent(load_harness(tmp_path / "harness.yaml")).tools
+    assert tool.name == "lookup"  # a plain function, wrapped as a function tool
+    (tmp_path / "harness.yaml").write_text("version: v9\ntools: [kbtools_for_test:nope]\n")
+    with pytest.raises(AgentConfigError, match=r"harness.yaml.*tools: 'kbtools_for_test:nope' cannot be loaded"):
+        build_agent(load_harness(tmp_path / "harness.yaml"))

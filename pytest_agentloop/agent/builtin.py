@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import inspect
 import os
-import sys
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +34,7 @@ from pytest_agentloop.agent import model_provider
 from pytest_agentloop.agent.errors import AgentConfigError, require
 from pytest_agentloop.agent.harness import Harness
 from pytest_agentloop.agent.pacing import Pacing, run_http_client
-from pytest_agentloop.agent.runner import Question
+from pytest_agentloop.agent.runner import Question, import_object
 
 DEFAULT_MAX_TURNS = 20
 
@@ -75,13 +73,10 @@ def model_settings(harness: Harness) -> Any:
 def load_tool(ref: str, harness: Harness) -> Any:
     """The function tool at ``module:attribute`` (a plain function is wrapped with ``function_tool``)."""
     agents = require("agents")
-    if harness.path is not None and str(harness.path.parent) not in sys.path:
-        sys.path.insert(0, str(harness.path.parent))
-    module_name, _, attribute = ref.partition(":")
-    try:
-        tool = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise AgentConfigError(f"tools: {ref!r} cannot be loaded: {exc}", path=harness.path) from None
+    try:  # the harness file's folder is importable, as the project root is for the agent
+        tool = import_object(ref, harness.path.parent if harness.path else None, "tools:")
+    except AgentConfigError as exc:
+        raise AgentConfigError(str(exc), path=harness.path) from None
     if inspect.isfunction(tool):
         return agents.function_tool(tool)
     return tool

@@ -88,6 +88,15 @@ def expanded_size(document: object, limit: int = MAX_EXPANDED_VALUES) -> int:
     return sizes.get(id(document), 1)
 
 
+def plain(value: Any) -> Any:
+    """``value`` with line-tracking mappings (:class:`LineMap`) turned into plain dicts, to serialise it."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def load_yaml(text: str) -> Any:
     """Parse ``text`` with the safe line-tracking loader.
 

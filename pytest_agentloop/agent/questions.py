@@ -24,7 +24,7 @@ from pytest_agentloop import strictjson
 from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.runner import Question
 from pytest_agentloop.traces.store import TraceRecord
-from pytest_agentloop.yamlload import LineMap, load_yaml
+from pytest_agentloop.yamlload import LineMap, load_yaml, plain
 
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -121,16 +121,7 @@ def _question(entry: Any, path: Path, line: int, number: int) -> QuestionSpec:
     metadata = entry.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise reader.fail("metadata", "metadata must be a mapping")
-    return QuestionSpec(label, _plain(question), _plain(metadata))
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with line-tracking mappings turned into plain dicts (the question is written to record.json)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return QuestionSpec(label, plain(question), plain(metadata))
 
 
 def load_questions(path: Path) -> list[QuestionSpec]:

@@ -16,7 +16,7 @@ from pytest_agentloop.results import EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.spanindex import SpanSource
 from pytest_agentloop.traces.store import TraceRecord, TraceStore, find_store_root
-from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, expanded_size, load_yaml
+from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, expanded_size, load_yaml, plain
 
 MAX_BYTES = 10_000_000
 MAX_HARNESS_BYTES = 1_000_000
@@ -63,8 +63,8 @@ def read_harness(path: Path | None) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise AgentloopError("the harness config must be a YAML mapping with a 'version'", path=path, line=1)
     check("harness", data, path, text=text)
-    plain: dict[str, Any] = _plain(data)
-    return plain
+    harness: dict[str, Any] = plain(data)
+    return harness
 
 
 def _harness_yaml(path: Path, text: str) -> object:
@@ -80,15 +80,6 @@ def _harness_yaml(path: Path, text: str) -> object:
     if "*" in text and expanded_size(document) > MAX_EXPANDED_VALUES:
         raise AgentloopError("harness YAML aliases expand too far (or refer to themselves)", path=path)
     return document
-
-
-def _plain(value: Any) -> Any:
-    """LineMaps as plain dicts, so the harness serialises like any mapping."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def gather(

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from pytest_agentloop.assertions import lookup, names
 from pytest_agentloop.assertions.artifacts import validate_citations, validate_relative
 from pytest_agentloop.assertions.limits import DEFAULT_CHECK_SECONDS, MAX_CHECK_SECONDS
@@ -41,7 +39,7 @@ from pytest_agentloop.assertions.text import (
     validate_levenshtein_threshold,
 )
 from pytest_agentloop.errors import SpecError, SpecErrors
-from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, LineMap, expanded_size, load_yaml
+from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, LineMap, expanded_size, load_yaml_of
 
 FORMAT_VERSION = 1
 DEFAULT_THRESHOLD = 0.8
@@ -376,14 +374,7 @@ def _decode(path: Path, data: bytes) -> str:
 
 
 def _parse(path: Path, text: str) -> object:
-    try:
-        return load_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise SpecError(f"malformed YAML: {exc.problem or exc}", path=path, line=line) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"malformed YAML: {exc}", path=path) from None
+    return load_yaml_of(path, text, "malformed YAML", SpecError)
 
 
 def _read_suite(path: Path, document: object) -> SuiteSpec:

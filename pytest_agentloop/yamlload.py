@@ -9,9 +9,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pytest_agentloop.errors import AgentloopError
 
 _BaseLoader: type[yaml.SafeLoader]
 try:
@@ -106,6 +109,17 @@ def load_yaml(text: str) -> Any:
     """
     with paused_gc():
         return yaml.load(text, Loader=LineLoader)
+
+
+def load_yaml_of(path: Path, text: str, what: str, error: type[AgentloopError] = AgentloopError) -> Any:
+    """:func:`load_yaml`, with malformed YAML raised as ``error`` (``"{what}: {problem}"``) naming the file and line."""
+    try:
+        return load_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise error(f"{what}: {exc.problem or exc}", path=path, line=mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise error(f"{what}: {exc}", path=path) from None
 
 
 @contextmanager

@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_agentloop import strictjson
 from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.runner import Question
 from pytest_agentloop.traces.store import TraceRecord
-from pytest_agentloop.yamlload import LineMap, load_yaml, plain
+from pytest_agentloop.yamlload import LineMap, load_yaml_of, plain
 
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -60,15 +58,7 @@ def _entries(path: Path) -> list[tuple[int, Any]]:
                     message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                     raise AgentConfigError(f"not JSON: {message}", path=path, line=number) from None
         return rows
-    try:
-        data = load_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise AgentConfigError(
-            f"not valid YAML: {exc.problem or exc}", path=path, line=mark.line + 1 if mark else None
-        ) from None
-    except yaml.YAMLError as exc:
-        raise AgentConfigError(f"not valid YAML: {exc}", path=path) from None
+    data = load_yaml_of(path, text, "not valid YAML", AgentConfigError)
     if isinstance(data, dict) and set(data) == {"questions"}:
         data = data["questions"]
     if not isinstance(data, list):

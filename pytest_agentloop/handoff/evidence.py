@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_agentloop.authoring.feedback import read_files
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.formats import check
@@ -16,7 +14,7 @@ from pytest_agentloop.results import EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.spanindex import SpanSource
 from pytest_agentloop.traces.store import TraceRecord, TraceStore, find_store_root
-from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, expanded_size, load_yaml, plain
+from pytest_agentloop.yamlload import MAX_EXPANDED_VALUES, expanded_size, load_yaml_of, plain
 
 MAX_BYTES = 10_000_000
 MAX_HARNESS_BYTES = 1_000_000
@@ -68,15 +66,7 @@ def read_harness(path: Path | None) -> dict[str, Any] | None:
 
 
 def _harness_yaml(path: Path, text: str) -> object:
-    try:
-        document = load_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise AgentloopError(
-            f"harness is malformed YAML: {exc.problem or exc}", path=path, line=mark.line + 1 if mark else None
-        ) from None
-    except yaml.YAMLError as exc:
-        raise AgentloopError(f"harness is malformed YAML: {exc}", path=path) from None
+    document = load_yaml_of(path, text, "harness is malformed YAML")
     if "*" in text and expanded_size(document) > MAX_EXPANDED_VALUES:
         raise AgentloopError("harness YAML aliases expand too far (or refer to themselves)", path=path)
     return document

@@ -307,11 +307,16 @@ class LiveRuns:
     # -- the end ---------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Stop grading (before the judge stops) and the pool (runs not yet started are cancelled)."""
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Stop grading (before the judge stops) and the pool: runs not started are cancelled.
+
+        Runs started are let finish (an xdist worker's run another worker waits for would else be run twice),
+        unless the session was interrupted.
+        """
         self.closing = True
         self.grader.shutdown(wait=True)
-        self.pool.close()
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
+        self.pool.close(wait=not interrupted)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -338,7 +343,7 @@ class LiveRuns:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Unregister (the pool is closed at session finish)."""
         self.grader.shutdown(wait=False)
-        self.pool.close()
+        self.pool.close(wait=False)
         for name in (LiveRuns.name, "agentloop-live-xdist"):
             plugin = config.pluginmanager.get_plugin(name)
             if plugin is not None:

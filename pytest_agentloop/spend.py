@@ -15,7 +15,11 @@ What a thing may cost before it starts:
   unknown.
 - a live run has no cap, so it is priced as the dearest run so far; the first
   run of the session goes alone, as until it ends there is nothing to price
-  from.
+  from. Once a run ends at an unknown cost (its model has no price), no
+  further run starts: the budget could no longer bind.
+
+A run refused in one process may be asked for again by another (xdist workers
+share every question): it is refused again, and counted once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Hold:
 
     amount: float
     run: bool
+    name: str = ""
+    """What holds it (``live run trace-01``): a refused run is counted once by this name."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class MoneyBudget:
     state_dir: Path
     session: str
     prices: tuple[str, ...] = ()
+    flag: str = "--agentloop-budget"
+    """The option that sets the limit, named in refusals (``agentloop record`` takes ``--budget``)."""
+    holders: str = "runs and judge calls"
+    """What holds money in this session, as refusals say it (``agentloop record`` makes no judge calls)."""
 
     def ledger(self) -> MoneyLedger:
         """This process's handle on the shared ledger."""
@@ -62,6 +72,7 @@ class MoneyBudget:
 MONEY_KEY = pytest.StashKey[MoneyBudget]()
 
 _EMPTY = {"spent": 0.0, "held": 0.0, "dearest_run": 0.0, "runs_done": 0, "runs_out": 0, "refused": 0, "unpriced": 0}
+_PRICES_LINE = "add a line '{model} USD_PER_1M_IN USD_PER_1M_OUT' to the ini option agentloop_prices"
 
 
 class MoneyLedger:
@@ -71,24 +82,33 @@ class MoneyLedger:
         self.budget = budget
         self.file = SharedJson(budget.state_dir / f"budget-{budget.session}.json")
 
-    def try_hold(self, amount: float | None) -> tuple[Decision, Hold]:
-        """Hold ``amount`` (None: a live run, priced as the dearest run so far) if it cannot pass the budget."""
+    def try_hold(self, amount: float | None, name: str = "") -> tuple[Decision, Hold]:
+        """Hold ``amount`` (None: a live run, priced as the dearest run so far) if it cannot pass the budget.
+
+        A run (or call) named ``name`` that was refused once is refused again, and counted once.
+        """
+        run = amount is None
         with self.file.update() as state:
             for key, value in _EMPTY.items():
                 state.setdefault(key, value)
-            run = amount is None
+            refused: list[str] = state.setdefault("refused_names", [])
+            if name and name in refused:
+                return Decision.REFUSE, Hold(0.0, run, name)
             if run and state["runs_done"] == 0 and state["runs_out"] > 0:
-                return Decision.WAIT, Hold(0.0, run)
+                return Decision.WAIT, Hold(0.0, run, name)
             price = float(state["dearest_run"] if amount is None else amount)
-            if state["spent"] + state["held"] + price > self.budget.limit:
-                state["refused"] += 1
-                return Decision.REFUSE, Hold(0.0, run)
+            if (run and state.get("unknown_run")) or state["spent"] + state["held"] + price > self.budget.limit:
+                if name:
+                    refused.append(name)
+                else:
+                    state["refused"] += 1
+                return Decision.REFUSE, Hold(0.0, run, name)
             state["held"] += price
             state["runs_out"] += run
-            return Decision.GO, Hold(price, run)
+            return Decision.GO, Hold(price, run, name)
 
-    def settle(self, hold: Hold, cost: float | None) -> None:
-        """The run or call ended costing ``cost`` (None: unknown, so the hold counts)."""
+    def settle(self, hold: Hold, cost: float | None, model: str | None = None) -> None:
+        """The run or call ended costing ``cost`` (None: unknown, so the hold counts; ``model``: the run's)."""
         spent = hold.amount if cost is None else cost
         with self.file.update() as state:
             state["held"] = max(0.0, state.get("held", 0.0) - hold.amount)
@@ -98,15 +118,30 @@ class MoneyLedger:
                 state["runs_out"] = max(0, state.get("runs_out", 0) - 1)
                 state["runs_done"] = state.get("runs_done", 0) + 1
                 state["dearest_run"] = max(state.get("dearest_run", 0.0), spent)
+                if cost is None and not state.get("unknown_run"):
+                    state["unknown_run"] = {"name": hold.name or "a run", "model": model}
 
     def state(self) -> dict[str, float]:
         """Spent, held, and how many starts were refused (a fresh ledger reads as zeros)."""
-        return {**_EMPTY, **(self.file.read() or {})}
+        data = self.file.read() or {}
+        figures = {key: data.get(key, value) for key, value in _EMPTY.items()}
+        figures["refused"] += len(data.get("refused_names") or [])
+        return figures
 
     def refusal(self) -> str:
         """Why something was not started, and what to do."""
+        data = self.file.read() or {}
+        unknown = data.get("unknown_run")
+        if unknown:
+            model = unknown.get("model")
+            why = (
+                f"model {model} has no price: " + _PRICES_LINE.format(model=model)
+                if model
+                else ("its model has no price: add the model's line to the ini option agentloop_prices")
+            )
+            return f"the cost of {unknown['name']} is unknown, so the budget cannot bind ({why})"
         state = self.state()
         return (
             f"the budget of ${self.budget.limit:g} could be passed (${state['spent']:.4f} spent, "
-            f"${state['held']:.4f} held by runs and judge calls in flight); raise --agentloop-budget"
+            f"${state['held']:.4f} held by {self.budget.holders} in flight); raise {self.budget.flag}"
         )

@@ -8,13 +8,17 @@ The ledger itself is :mod:`pytest_agentloop.spend`; live runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_agentloop.agent.cost import cost_of, parse_prices
 from pytest_agentloop.agent.errors import AgentConfigError, BudgetExhausted
+from pytest_agentloop.agent.harness import load_harness
 from pytest_agentloop.agent.options import build_live_settings
+from pytest_agentloop.agent.runner import BUILTIN
 from pytest_agentloop.config import JudgeMode, is_worker, settings_of
 from pytest_agentloop.spend import MONEY_KEY, Decision, Hold, MoneyBudget, MoneyLedger
 
@@ -22,15 +26,30 @@ SESSION_KEY = "agentloop_budget_session"
 PROBE_POLL = 0.1  # seconds between looks at the ledger while the first run prices runs
 
 
-async def hold_run(ledger: MoneyLedger, what: str) -> Hold:
-    """Hold an agent run's likely cost (waiting while the first run probes it); BudgetExhausted if it could pass."""
+async def hold_run(ledger: MoneyLedger, what: str, stop: Callable[[], bool] | None = None) -> Hold:
+    """Hold an agent run's likely cost (waiting while the first run probes it); BudgetExhausted if it could pass.
+
+    ``what`` names the run (``live run trace-01``): a run refused once is refused again, and counted once.
+    While waiting, ``stop()`` true gives up (CancelledError): nothing was held.
+    """
     while True:
-        decision, hold = await asyncio.to_thread(ledger.try_hold, None)
+        decision, hold = await asyncio.to_thread(ledger.try_hold, None, what)
         if decision is Decision.GO:
             return hold
         if decision is Decision.REFUSE:
             raise BudgetExhausted(f"{what} not started: {ledger.refusal()}")
+        if stop is not None and stop():
+            raise asyncio.CancelledError
         await asyncio.sleep(PROBE_POLL)
+
+
+def require_price(model: str | None, what: str, table: dict[str, tuple[float, float]]) -> None:
+    """A budget must price ``model`` (the judge's, the built-in runner's): else a usage error naming the line to add."""
+    if cost_of(model, 1, 1, table) is None:
+        raise pytest.UsageError(
+            f"--agentloop-budget cannot price {what} {model}: add a line "
+            f"'{model} USD_PER_1M_IN USD_PER_1M_OUT' to the ini option agentloop_prices"
+        )
 
 
 def register_budget(config: pytest.Config) -> None:
@@ -43,12 +62,11 @@ def register_budget(config: pytest.Config) -> None:
         table = parse_prices(list(live.prices))
     except AgentConfigError as exc:
         raise pytest.UsageError(f"--agentloop-budget: {exc}") from None
-    calls = settings.judge_mode in (JudgeMode.RECORD, JudgeMode.REFRESH)
-    if calls and cost_of(settings.judge_model, 1, 1, table) is None:
-        raise pytest.UsageError(
-            f"--agentloop-budget cannot price judge model {settings.judge_model}: add a line "
-            f"'{settings.judge_model} USD_PER_1M_IN USD_PER_1M_OUT' to the ini option agentloop_prices"
-        )
+    if settings.judge_mode in (JudgeMode.RECORD, JudgeMode.REFRESH):
+        require_price(settings.judge_model, "judge model", table)
+    if live.live and live.agent == BUILTIN and settings.harness:
+        with contextlib.suppress(AgentConfigError):  # a harness that does not load is --agentloop-live's to report
+            require_price(load_harness(config.rootpath / settings.harness).model, "the harness's model", table)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and SESSION_KEY in workerinput:
         session = str(workerinput[SESSION_KEY])

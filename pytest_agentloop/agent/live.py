@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib.machinery
+import importlib.util
 import json
 import queue
 import threading
@@ -55,11 +57,17 @@ def check_usage(config: pytest.Config, live: LiveSettings) -> AgentSetup:
             f"--agentloop-live: no key for the agent's endpoint in ${live.key_env} "
             "(set it, or set agentloop_agent_key_env = none for an agent that needs none)"
         )
+    if settings.judge_mode is JudgeMode.REPLAY and "judge_mode" not in settings.given:
+        raise pytest.UsageError(
+            f"--agentloop-live grades fresh outputs, which have no stored verdicts: the judge defaulted to replay "
+            f"because its key (${settings.judge_key_env}) is not set; set it, or pass --agentloop-judge=off"
+        )
     if settings.judge_mode is JudgeMode.REPLAY:
         raise pytest.UsageError(
             "--agentloop-live grades fresh outputs, which have no stored verdicts: use --agentloop-judge=record "
             "(the default with a judge key), refresh or off, not replay"
         )
+    _check_extras()
     harness = config.rootpath / settings.harness if settings.harness else None
     try:
         return build_setup(
@@ -72,6 +80,32 @@ def check_usage(config: pytest.Config, live: LiveSettings) -> AgentSetup:
         )
     except AgentloopError as exc:
         raise pytest.UsageError(f"--agentloop-live: {exc}") from None
+
+
+EXTRAS = ("agents", "engine.telemetry.local_processor")
+"""What live runs import: the Agents SDK and HALO's span processor (capture writes spans with it)."""
+
+
+def _check_extras() -> None:
+    """The extra live runs need, found but not imported: the SDK is imported on the pool's thread, later."""
+    missing = [name for name in EXTRAS if not _findable(name)]
+    if missing:
+        raise pytest.UsageError(
+            f"--agentloop-live needs the extra pytest-agentloop[halo] (the Agents SDK and HALO): "
+            f"{', '.join(missing)} is not installed; install it with pip install 'pytest-agentloop[halo]'"
+        )
+
+
+def _findable(name: str) -> bool:
+    """Whether ``name`` can be imported, found without importing it or its parents (``engine.telemetry`` imports
+    the SDK, a second of start-up)."""
+    top, *rest = name.split(".")
+    spec = importlib.util.find_spec(top)
+    for part in rest:
+        if spec is None or spec.submodule_search_locations is None:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(part, list(spec.submodule_search_locations))
+    return spec is not None
 
 
 def register_live(config: pytest.Config) -> None:
@@ -307,11 +341,16 @@ class LiveRuns:
     # -- the end ---------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Stop grading (before the judge stops) and the pool (runs not yet started are cancelled)."""
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Stop grading (before the judge stops) and the pool: runs not started are cancelled.
+
+        Runs started are let finish (an xdist worker's run another worker waits for would else be run twice),
+        unless the session was interrupted.
+        """
         self.closing = True
         self.grader.shutdown(wait=True)
-        self.pool.close()
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
+        self.pool.close(wait=not interrupted)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -338,7 +377,7 @@ class LiveRuns:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Unregister (the pool is closed at session finish)."""
         self.grader.shutdown(wait=False)
-        self.pool.close()
+        self.pool.close(wait=False)
         for name in (LiveRuns.name, "agentloop-live-xdist"):
             plugin = config.pluginmanager.get_plugin(name)
             if plugin is not None:

@@ -5,6 +5,11 @@ for any question; a file lock per question key makes sure one of them runs
 it and the others read the finished run from disk. The loop runs in a thread
 of its own, so no user's event loop (pytest-asyncio's) is touched, and each
 built-in run makes its own client bound to this loop.
+
+A process that closes its pool (its evals are done) starts no more runs and
+gives up those it has not started, so another process that still needs them
+runs them; the runs it has started it lets finish, since one cancelled half
+way would be run again by the other (each question is run once).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from pytest_agentloop.traces.store import TraceRecord
 
 Done = Callable[[str], None]
 CLOSE_WAIT = 5.0  # seconds to wait for the loop's clients to close
+LOCK_POLL = 0.05  # seconds between tries of a question's lock held by another process
+FINISH_WAIT = 600.0  # seconds a closing pool waits for its started runs, when runs have no timeout
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,10 @@ class LivePool:
         self.ledger = money.ledger() if money is not None else None
         self.futures: dict[str, concurrent.futures.Future[TraceRecord]] = {}
         self.ran_here = 0
+        self.closing = False
+        """Set (on the loop) when the pool closes: no run starts after it."""
+        self._started_runs: dict[str, asyncio.Future[TraceRecord]] = {}
+        """Runs started here and not finished (they hold their key's lock): close lets them finish."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._gate: asyncio.Semaphore | None = None
@@ -111,11 +122,14 @@ class LivePool:
             self.futures[plan.key] = future
         self._loop.call_soon_threadsafe(self._started.set)
 
-    def close(self) -> None:
-        """Cancel what has not started, close the loop's clients and stop the loop thread."""
+    def close(self, wait: bool = True) -> None:
+        """Cancel runs not started, let started ones finish (``wait``), close the loop's clients, stop the loop."""
         if self._loop is None:
             return
-        for future in self.futures.values():
+        stopping = asyncio.run_coroutine_threadsafe(self._stop(wait), self._loop)
+        with contextlib.suppress(Exception):
+            stopping.result(timeout=self._finish_wait() + CLOSE_WAIT)
+        for future in self.futures.values():  # runs still going past their timeout
             future.cancel()
         if self._warming is not None:
             self._warming.cancel()
@@ -130,6 +144,20 @@ class LivePool:
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
         self._loop, self._started = None, asyncio.Event()  # the old event holds the old loop
+
+    async def _stop(self, wait: bool) -> None:
+        """On the loop: start nothing more, cancel what has not started; wait for started runs to be written."""
+        self.closing = True
+        started = set(self._started_runs)
+        for key, future in self.futures.items():
+            if key not in started or not wait:
+                future.cancel()
+        if wait and self._started_runs:
+            await asyncio.wait(list(self._started_runs.values()), timeout=self._finish_wait())
+
+    def _finish_wait(self) -> float:
+        """How long a started run may still take: its timeout, and a little to write it."""
+        return FINISH_WAIT if self.setup.timeout is None else self.setup.timeout + CLOSE_WAIT
 
     async def _warm_up(self) -> None:
         """Import the SDK (blocking the loop: runs wait for it); once runs are started, warm up beside them."""
@@ -146,10 +174,10 @@ class LivePool:
             self._gate = asyncio.Semaphore(self.concurrency)
         run_dir = self.store / "runs" / plan.label
         lock = FileLock(self.folder / "locks" / f"{plan.key}.lock", thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:  # another process runs it: wait for it; if it was not run (budget), try here
-            await asyncio.to_thread(lock.acquire)
+        # another process runs it: wait for it; if it was not run (budget, or that process closed), try here.
+        # Polled, not waited for on a thread: a wait can be cancelled and leaves no thread to take the lock later.
+        while not _try(lock):
+            await asyncio.sleep(LOCK_POLL)
         try:
             if not (run_dir / "record.json").is_file():
                 await self._run(plan)
@@ -158,26 +186,50 @@ class LivePool:
             lock.release()
 
     async def _run(self, plan: Planned) -> None:
-        from pytest_agentloop.agent.capture import capture_run
-
         assert self._gate is not None
         async with self._gate:
-            hold = await self._hold(plan)
-            cost: float | None = None
+            if self.closing:  # this process's evals are done: another process that needs it runs it
+                raise asyncio.CancelledError
+            task = asyncio.current_task()
+            assert task is not None
+            self._started_runs[plan.key] = task  # from here on, close() lets it finish
             try:
-                options = self.setup.options(plan.question, "live")
-                run = await capture_run(
-                    self.setup.agent, plan.question.question, store=self.store, label=plan.label, options=options
-                )
-                cost = run.cost_usd
-                self.ran_here += 1
+                hold = await self._hold(plan)
+                await self._capture(plan, hold)
             finally:
-                if self.ledger is not None and hold is not None:
-                    await asyncio.to_thread(self.ledger.settle, hold, cost)
+                del self._started_runs[plan.key]
+
+    async def _capture(self, plan: Planned, hold: Hold | None) -> None:
+        """Run the agent on the question; its cost (or the hold, when unknown) is then spent."""
+        from pytest_agentloop.agent.capture import capture_run
+
+        cost: float | None = None
+        model: str | None = None
+        try:
+            options = self.setup.options(plan.question, "live")
+            run = await capture_run(
+                self.setup.agent, plan.question.question, store=self.store, label=plan.label, options=options
+            )
+            cost, model = run.cost_usd, run.model
+            self.ran_here += 1
+        finally:
+            if self.ledger is not None and hold is not None:
+                await asyncio.to_thread(self.ledger.settle, hold, cost, model)
 
     async def _hold(self, plan: Planned) -> Hold | None:
         """Hold the run's likely cost against the session's budget (none without one)."""
-        return None if self.ledger is None else await hold_run(self.ledger, f"live run {plan.label}")
+        if self.ledger is None:
+            return None
+        return await hold_run(self.ledger, f"live run {plan.label}", stop=lambda: self.closing)
+
+
+def _try(lock: FileLock) -> bool:
+    """Take ``lock`` if no one holds it."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    return True
 
 
 def _import_sdk(pacing: Pacing | None) -> None:

@@ -147,7 +147,23 @@ def test_record_with_a_budget_starts_no_run_that_could_pass_it(
     asked = {first_user_text(r) for r in fake_openai.requests}  # a retried request asks again: count prompts
     assert len(asked) == 4, out  # two runs of two calls
     assert "FAILED" not in out and "unknown cost" not in out
+    assert "held by runs in flight); raise --budget" in out and "--agentloop-budget" not in out  # record's own flag
     assert not list((tmp_path / ".agentloop" / "rate").glob("budget-*.json"))  # the ledger is removed
     with pytest.raises(SystemExit):
         main([*command, "--budget", "nothing"])
     assert "expected an amount in USD" in capsys.readouterr().err
+
+
+def test_record_with_a_budget_refuses_an_unpriced_harness_model_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "harness.yaml").write_text("version: v1\nmodel_settings: {model: in-house-llm}\n")
+    (tmp_path / "questions.yaml").write_text("- {label: q0, question: 'question 0?'}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    command = ["record", "questions.yaml", "-o", "store", "--agent", "harness", "--harness", "harness.yaml"]
+    assert main([*command, "--budget", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--budget cannot price the harness's model in-house-llm: add a line 'in-house-llm USD_PER_1M_IN" in err
+    assert not (tmp_path / "store").exists() and not fake_openai.requests

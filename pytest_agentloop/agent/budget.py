@@ -43,13 +43,25 @@ async def hold_run(ledger: MoneyLedger, what: str, stop: Callable[[], bool] | No
         await asyncio.sleep(PROBE_POLL)
 
 
-def require_price(model: str | None, what: str, table: dict[str, tuple[float, float]]) -> None:
-    """A budget must price ``model`` (the judge's, the built-in runner's): else a usage error naming the line to add."""
+def price_missing(
+    model: str | None, what: str, table: dict[str, tuple[float, float]], flag: str = "--agentloop-budget"
+) -> str | None:
+    """Why a budget cannot price ``model`` (the judge's, the built-in runner's), naming what to add; None if it can."""
+    if model is None:
+        return f"{flag} cannot price {what}: it names no model (set model_settings: {{model: ...}})"
     if cost_of(model, 1, 1, table) is None:
-        raise pytest.UsageError(
-            f"--agentloop-budget cannot price {what} {model}: add a line "
+        return (
+            f"{flag} cannot price {what} {model}: add a line "
             f"'{model} USD_PER_1M_IN USD_PER_1M_OUT' to the ini option agentloop_prices"
         )
+    return None
+
+
+def require_price(model: str | None, what: str, table: dict[str, tuple[float, float]]) -> None:
+    """A session's budget must price ``model``: else a usage error (see :func:`price_missing`)."""
+    missing = price_missing(model, what, table)
+    if missing is not None:
+        raise pytest.UsageError(missing)
 
 
 def register_budget(config: pytest.Config) -> None:

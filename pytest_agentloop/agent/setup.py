@@ -118,6 +118,7 @@ async def record_all(
             except BudgetExhausted as exc:
                 return NotStarted(question.label, str(exc))
             cost: float | None = None
+            model: str | None = None
             try:
                 run = await capture_run(
                     setup.agent,
@@ -126,10 +127,10 @@ async def record_all(
                     label=question.label,
                     options=setup.options(question, "captured", replace),
                 )
-                cost = run.cost_usd
+                cost, model = run.cost_usd, run.model
             finally:
                 if ledger is not None and hold is not None:
-                    await asyncio.to_thread(ledger.settle, hold, cost)
+                    await asyncio.to_thread(ledger.settle, hold, cost, model)
         progress(run)
         return run
 

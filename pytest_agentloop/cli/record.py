@@ -68,6 +68,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     setup = _setup(args, view)
     questions = gather_questions(args.sources)
     store = Path(args.out)
+    pacing = _pacing(args.rate, view)
+    budget = _budget(args.budget, view, setup)
     if not args.replace:
         taken = [q.label for q in questions if (store / "runs" / q.label).exists()]
         if taken:
@@ -83,8 +85,6 @@ def _cmd_record(args: argparse.Namespace) -> int:
     say(
         f"agentloop record: {len(questions)} questions, harness {setup.harness.version}, concurrency {args.concurrency}"
     )
-    pacing = _pacing(args.rate, view)
-    budget = _budget(args.budget, view)
     ledger = budget.ledger() if budget is not None else None
     try:
         results = asyncio.run(
@@ -136,12 +136,20 @@ def _setup(args: argparse.Namespace, view: PytestView) -> AgentSetup:
     )
 
 
-def _budget(limit: float | None, view: PytestView) -> MoneyBudget | None:
+def _budget(limit: float | None, view: PytestView, setup: AgentSetup) -> MoneyBudget | None:
     """``--budget USD``: a ledger of this command's own, priced with ini ``agentloop_prices``."""
     if limit is None:
         return None
+    from pytest_agentloop.agent.budget import price_missing
+    from pytest_agentloop.agent.runner import BUILTIN
+
+    if setup.agent_ref.strip() == BUILTIN:  # the built-in runner's model is known before it runs: it must be priced
+        missing = price_missing(setup.harness.model, "the harness's model", setup.prices, "--budget")
+        if missing is not None:
+            raise AgentConfigError(missing)
     artifacts = view.rootpath / view.settings.artifacts_dir
-    return MoneyBudget(limit, artifacts / "rate", f"record-{uuid.uuid4().hex[:12]}", view.agent.prices)
+    session = f"record-{uuid.uuid4().hex[:12]}"
+    return MoneyBudget(limit, artifacts / "rate", session, view.agent.prices, flag="--budget", holders="runs")
 
 
 def _pacing(rate: str | None, view: PytestView) -> Pacing | None:

@@ -30,7 +30,7 @@ from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.pool import LivePool, Planned
 from pytest_agentloop.agent.questions import QuestionSpec, from_record
 from pytest_agentloop.agent.repeats import RepeatOutcome, combine_report, other_passes
-from pytest_agentloop.agent.setup import AgentSetup, build_setup, key_missing
+from pytest_agentloop.agent.setup import AgentSetup, build_setup, missing_key
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY, RunPending
 from pytest_agentloop.collect import EvalItem, store_for
 from pytest_agentloop.config import JudgeMode, settings_of
@@ -52,11 +52,9 @@ def check_usage(config: pytest.Config, live: LiveSettings) -> AgentSetup:
             "--agentloop-live needs an agent: set the ini option agentloop_agent to 'package.module:function' "
             "(an async callable) or to 'harness' (the built-in Agents SDK runner)"
         )
-    if key_missing(live.key_env):
-        raise pytest.UsageError(
-            f"--agentloop-live: no key for the agent's endpoint in ${live.key_env} "
-            "(set it, or set agentloop_agent_key_env = none for an agent that needs none)"
-        )
+    missing = missing_key(live.key_env)
+    if missing is not None:
+        raise pytest.UsageError(f"--agentloop-live: {missing}")
     if settings.judge_mode is JudgeMode.REPLAY and "judge_mode" not in settings.given:
         raise pytest.UsageError(
             f"--agentloop-live grades fresh outputs, which have no stored verdicts: the judge defaulted to replay "

@@ -77,9 +77,14 @@ def build_setup(
     )
 
 
-def key_missing(key_env: str) -> bool:
-    """Whether the agent's key variable is unset (``none`` means the agent needs no key)."""
-    return key_env.lower() != "none" and not os.environ.get(key_env)
+def missing_key(key_env: str) -> str | None:
+    """Why the agent cannot run for want of its key variable (``none``: it needs no key); None when it is set."""
+    if key_env.lower() == "none" or os.environ.get(key_env):
+        return None
+    return (
+        f"no key for the agent's endpoint in ${key_env} "
+        "(set it, or set agentloop_agent_key_env = none for an agent that needs none)"
+    )
 
 
 Progress = Callable[[CapturedRun], None]

@@ -113,17 +113,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 def _setup(args: argparse.Namespace, view: PytestView) -> AgentSetup:
     """The agent, checked as ``--agentloop-live`` checks it (an agent, its key), before any run or file."""
-    from pytest_agentloop.agent.setup import build_setup, key_missing
+    from pytest_agentloop.agent.setup import build_setup, missing_key
 
     agent = args.agent or view.agent.agent
     if not agent:
         raise AgentConfigError("no agent: pass --agent package.module:function (or 'harness'), or set agentloop_agent")
-    key_env = view.agent.key_env
-    if key_missing(key_env):
-        raise AgentConfigError(
-            f"no key for the agent's endpoint in ${key_env} "
-            "(set it, or set agentloop_agent_key_env = none for an agent that needs none)"
-        )
+    missing = missing_key(view.agent.key_env)
+    if missing is not None:
+        raise AgentConfigError(missing)
     harness = view.rootpath / view.settings.harness if view.settings.harness else None
     return build_setup(
         agent,

@@ -241,3 +241,57 @@ def test_an_eval_on_a_failed_recorded_run_is_an_error_quoting_its_error(pytester
         [f'{failed} "RuntimeError: upstream rejected key [[]REDACTED:api-key]"; record it again*']
     )
     result.stdout.no_fnmatch_line("*no answer.md*")
+
+
+def _recorded(store: Path, label: str, trace_id: str, metadata: dict[str, str]) -> None:
+    run = store / "runs" / label
+    run.mkdir(parents=True)
+    record = {
+        "trace_id": trace_id,
+        "label": label,
+        "question": "Fix the failing test.",
+        "harness_version": "v1",
+        "model": None,
+        "created": "2026-12-01T10:00:00Z",
+        "provenance": "synthetic",
+        "metadata": metadata,
+    }
+    (run / "record.json").write_text(json.dumps(record))
+    (run / "answer.md").write_text("fixed")
+
+
+def test_record_loads_eval_files_as_pytest_does_and_keeps_tasks_apart_by_metadata(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The eval files' own assertion types (conftest.py) and the ini's traces folder are honoured; one task asked
+    of two repositories (same text, other metadata) is two questions, so two runs."""
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nagentloop_traces = recorded\n"
+        "agentloop_agent_key_env = none\n"
+    )
+    pytester.makepyfile(myagent="async def run(question, *, metadata, **_):\n    return 'fixed ' + metadata['repo']\n")
+    (pytester.path / "evals").mkdir()
+    (pytester.path / "evals" / "conftest.py").write_text(
+        "from pytest_agentloop.assertions.registry import AssertionType, Outcome\n\n"
+        "def pytest_agentloop_assertion_types(config):\n"
+        "    return [AssertionType('says-fixed', lambda v, g: Outcome('fixed' in g.text, 'says fixed', g.text),"
+        " validate=lambda v: None)]\n"
+    )
+    (pytester.path / "evals" / "tasks.eval.yaml").write_text(
+        "evals:\n"
+        "  - {id: calc, title: calc fixed, trace: calc, assert: [{type: says-fixed, value: x}]}\n"
+        "  - {id: strings, title: strings fixed, trace: strings, assert: [{type: says-fixed, value: x}]}\n"
+    )
+    _recorded(pytester.path / "evals" / "recorded", "calc", "a" * 32, {"repo": "calc"})
+    _recorded(pytester.path / "evals" / "recorded", "strings", "b" * 32, {"repo": "strings"})
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(pytester.path)
+    try:
+        assert main(["record", "evals", "-o", "fresh", "--agent", "myagent:run"]) == 0, capsys.readouterr().err
+    finally:
+        monkey.undo()
+    fresh = pytester.path / "fresh" / "runs"
+    assert {p.name: (p / "answer.md").read_text() for p in fresh.iterdir()} == {
+        "calc": "fixed calc",
+        "strings": "fixed strings",
+    }

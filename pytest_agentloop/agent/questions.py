@@ -37,8 +37,10 @@ class QuestionSpec:
 
     @property
     def key(self) -> str:
-        """Identifies the question (its text or messages), whatever its label."""
-        return hashlib.sha256(json.dumps(self.question, sort_keys=True).encode()).hexdigest()[:16]
+        """Identifies the question (its text or messages, and the metadata the agent is given), whatever its label:
+        one task asked of two repositories, or of two customers' accounts, is two questions."""
+        asked = {"question": self.question, "metadata": self.metadata}
+        return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 FIELDS = ("label", "question", "messages", "metadata")
@@ -142,7 +144,7 @@ def from_record(record: TraceRecord) -> QuestionSpec:
 
 
 def distinct(questions: list[QuestionSpec]) -> list[QuestionSpec]:
-    """One question per distinct text, the first label kept, in order."""
+    """One question per distinct question (text or messages, and metadata), the first label kept, in order."""
     seen: dict[str, QuestionSpec] = {}
     for question in questions:
         seen.setdefault(question.key, question)

@@ -26,6 +26,7 @@ from pytest_agentloop.collect import EvalItem
 from pytest_agentloop.config import Settings, build_settings, current_settings, settings_in_effect, settings_of
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.spec import SuiteSpec
+from pytest_agentloop.traces.store import TraceStore
 
 
 @dataclass
@@ -39,6 +40,8 @@ class PytestView:
     suites: dict[Path, SuiteSpec] = field(default_factory=dict)
     """Eval files that loaded, with every check passed, by path."""
     registries: dict[Path, AssertionRegistry] = field(default_factory=dict)
+    stores: dict[Path, TraceStore] = field(default_factory=dict)
+    """Each loaded eval file's trace store, found as pytest finds it (``traces:``, else ``agentloop_traces``)."""
     errors: list[str] = field(default_factory=list)
     """One message per eval file (or folder) that failed to collect."""
 
@@ -98,6 +101,7 @@ class _Probe:
             if isinstance(item, EvalItem):
                 self.view.suites[item.path] = item.suite
                 self.view.registries[item.path.parent] = item.registry
+                self.view.stores[item.path] = item.store
 
 
 def _last_line(text: str) -> str:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec, distinct, from_record, load_questions
-from pytest_agentloop.cli.common import PytestView, eval_files, pytest_settings
-from pytest_agentloop.config import DEFAULT_EVAL_PATTERNS, DEFAULT_TRACES_DIRNAME
+from pytest_agentloop.cli.common import PytestView, pytest_collection, pytest_settings
+from pytest_agentloop.config import DEFAULT_TRACES_DIRNAME
 from pytest_agentloop.ratelimit import parse_rate
-from pytest_agentloop.spec import load_suite
 from pytest_agentloop.spend import MoneyBudget
-from pytest_agentloop.traces.store import TraceStore, find_store_root
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.setup import AgentSetup
@@ -24,18 +23,14 @@ if TYPE_CHECKING:
 QUESTION_SUFFIXES = (".yaml", ".yml", ".jsonl")
 
 
-def _is_eval_source(path: Path) -> bool:
-    return path.is_dir() or any(path.match(p) for p in DEFAULT_EVAL_PATTERNS)
-
-
-def gather_questions(sources: list[str]) -> list[QuestionSpec]:
+def gather_questions(sources: list[str], view: PytestView) -> list[QuestionSpec]:
     """Questions from questions files, and from the recorded runs eval files check (one per distinct question)."""
     found: list[QuestionSpec] = []
     for name in sources:
         path = Path(name)
         if not path.exists():
             raise AgentConfigError("no such file or folder", path=path)
-        if _is_eval_source(path):
+        if path.is_dir() or any(fnmatch(path.name, p) for p in view.settings.eval_patterns):
             found.extend(_eval_questions(path))
         elif path.suffix in QUESTION_SUFFIXES:
             found.extend(load_questions(path))
@@ -49,14 +44,18 @@ def gather_questions(sources: list[str]) -> list[QuestionSpec]:
 
 
 def _eval_questions(path: Path) -> list[QuestionSpec]:
-    questions: list[QuestionSpec] = []
-    for file in eval_files([str(path)]):
-        suite = load_suite(file, 10_000_000)
-        root = suite.traces_dir or find_store_root(file.parent, DEFAULT_TRACES_DIRNAME, Path(file.anchor))
-        if root is None:
-            raise AgentConfigError("no trace store beside this eval file: its questions are unknown", path=file)
-        store = TraceStore(root)
-        questions.extend(from_record(store.get(spec.trace)) for spec in suite.evals)
+    """The questions of the runs the eval files under ``path`` check, the files loaded as pytest loads them
+    (the ini's patterns and traces folder, assertion types from conftest.py)."""
+    view = pytest_collection([str(path)])
+    if view.errors:
+        raise AgentConfigError(f"eval files that do not load: {'; '.join(view.errors)}", path=path)
+    if not view.suites:
+        raise AgentConfigError("no eval files here", path=path)
+    questions = [
+        from_record(view.stores[file].get(spec.trace))
+        for file, suite in sorted(view.suites.items())
+        for spec in suite.evals
+    ]
     return distinct(questions)
 
 
@@ -66,7 +65,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     view = pytest_settings()  # the rootdir and ini pytest would use here, found upwards as pytest finds them
     setup = _setup(args, view)
-    questions = gather_questions(args.sources)
+    questions = gather_questions(args.sources, view)
     store = Path(args.out)
     pacing = _pacing(args.rate, view)
     budget = _budget(args.budget, view, setup)

@@ -135,3 +135,15 @@ def test_the_handoff_reads_feedback_through_the_validated_reader(tmp_path: Path)
     path.write_text(json.dumps({"source": "human:lee", "feedback": "empty span before"}) + "\n")
     with pytest.raises(FeedbackError, match=r":1: field 'source'"):
         read_feedback([path])
+
+
+def test_add_makes_the_first_feedback_file(suite: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = suite / "feedback" / "new" / "first.jsonl"
+    code, out, err = agentloop(
+        capsys,
+        *("feedback", "add", "trace-02", "--file", str(new), "--theme", "arr_source"),
+        *("--summary", "Good.", "--good", "--by", "lee"),
+    )
+    assert code == 0, out + err
+    [added] = lines(new)
+    assert added["id"] == "hf-01" and added["label"] == "trace-02" and added["rating"] == "good"

@@ -224,6 +224,8 @@ class FeedbackFile:
         return records
 
     def _reject_duplicates(self, records: list[Feedback]) -> None:
+        if not records:  # nothing to compare, and the file may not exist yet (the first `feedback add` makes it)
+            return
         numbers = [n for n, raw in enumerate(self.path.read_bytes().split(b"\n"), 1) if raw.strip()]
         seen: dict[str, int] = {}
         for record, number in zip(records, numbers, strict=True):

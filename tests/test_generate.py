@@ -85,7 +85,9 @@ def test_feedback_to_insights_to_generate_to_pytest(
     assert f"wrote 4 evals to {TARGET} (model fake-1, record mode)" in out
     generation = [r for r in fake_openai.requests if "Write eval definitions" in r.text()]
     assert len(generation) == 2  # one call per selected trace with feedback
-    schema = generation[0].body["text"]["format"]["schema"]["$defs"]
+    # auto, as the judge: Chat Completions on an endpoint that is not OpenAI's (the judge chose it here too)
+    assert all(r.path.endswith("/chat/completions") for r in fake_openai.requests)
+    schema = generation[0].body["response_format"]["json_schema"]["schema"]["$defs"]
     assert "smells-like" not in schema["LiteralAssertion"]["properties"]["type"]["enum"]
     assert "icontains" in schema["LiteralAssertion"]["properties"]["type"]["enum"]
     written = _evals(pytester)

@@ -34,10 +34,11 @@ def test_one_structured_call_per_trace_written_as_llm_insight_lines(
     suite: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake_openai.set_responder(script())
-    code, out, err = agentloop(capsys, "insights", *model_args(fake_openai, monkeypatch))
+    code, out, err = agentloop(capsys, "insights", *model_args(fake_openai, monkeypatch), "--api", "responses")
     assert code == 0, err
     assert "wrote 5 insights to" in out and "(model fake-1, record mode)" in out
     request = fake_openai.requests[0]
+    assert request.path.endswith("/responses")  # as asked (auto would choose Chat Completions here)
     schema = request.body["text"]["format"]
     assert schema["type"] == "json_schema" and schema["strict"] is True
     assert set(schema["schema"]["properties"]["trace"]["enum"]) == {r.trace_id for r in TraceStore(suite / "traces")}

@@ -232,7 +232,7 @@ class Caller:
 
     async def _request(self, client: openai.AsyncOpenAI, call: Call) -> tuple[str, bool, tuple[int | None, int | None]]:
         messages: Any = [{"role": "system", "content": call.system}, {"role": "user", "content": call.user}]
-        if self.endpoint.api is JudgeApi.CHAT:
+        if self.endpoint.resolved_api is JudgeApi.CHAT:  # auto: as the judge chooses
             schema: Any = {"name": call.schema_name, "schema": call.schema, "strict": True}
             chat = await client.chat.completions.create(
                 model=self.endpoint.model,

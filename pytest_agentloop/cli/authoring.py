@@ -142,7 +142,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recordings", default=None, help="recordings file (default: recordings.jsonl in the suite)")
     parser.add_argument("--model", default=None, help="model (default: the judge's, agentloop_judge_model)")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: the judge's)")
-    parser.add_argument("--api", default=None, choices=["responses", "chat"], help="default: the judge's (responses)")
+    parser.add_argument(
+        "--api",
+        default=None,
+        choices=["auto", "responses", "chat"],
+        help="default: the judge's (auto: Responses on OpenAI's API, Chat Completions elsewhere)",
+    )
     parser.add_argument("--key-env", default=None, help="variable holding the key (default: OPENAI_API_KEY)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per call (default: the judge's, 60)")
     parser.add_argument("--retries", type=int, default=None, help="retries per call (default: the judge's, 4)")

@@ -219,7 +219,7 @@ class EvalItem(pytest.Item):
             expected=self.spec.expected,
             repeat=settings.repeat or self.spec.repeat,
             threshold=self.spec.threshold,
-            question=record.question,
+            question=record.asked,  # a conversation whole: a follow-up's rubric may need the earlier turns
             artifacts_dir=record.artifacts_dir,
             judge_context=tuple(getattr(self.spec, "judge_context", ()) or ()),  # the field lands with `inputs`
             eval_path=self.path,

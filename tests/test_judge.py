@@ -324,6 +324,24 @@ def test_the_judge_sees_the_question_as_delimited_data(pytester, eval_file, judg
     assert start < user.index("question of trace-01?") < end < user.index("<<<OUTPUT ")
 
 
+def test_the_judge_sees_a_conversation_turn_by_turn(pytester, eval_file, judge_env, fake_openai) -> None:
+    """A follow-up's rubric may depend on the earlier turns: the judge gets all of them, not the last alone."""
+    _one(eval_file)
+    record_path = next(pytester.path.rglob("runs/trace-01/record.json"))
+    record = json.loads(record_path.read_text())
+    record["messages"] = [
+        {"role": "user", "content": "Fix the failing test in calc.py."},
+        {"role": "assistant", "content": "Fixed add()."},
+        {"role": "user", "content": "question of trace-01?"},
+    ]
+    record_path.write_text(json.dumps(record))
+    fake_openai.push(verdict_reply())
+    pytester.runpytest(*judge_env).assert_outcomes(passed=1)
+    user = fake_openai.requests[0].body["messages"][1]["content"]
+    question = user[user.index("<<<QUESTION ") : user.index("<<<END QUESTION ")]
+    assert "user: Fix the failing test in calc.py.\nassistant: Fixed add().\nuser: question of trace-01?" in question
+
+
 def test_human_verdict_outranks_model(pytester, eval_file, judge_env, fake_openai) -> None:
     _one(eval_file)
     fake_openai.push(verdict_reply(False, 0.1, "model says no"))

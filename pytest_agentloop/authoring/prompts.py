@@ -75,7 +75,7 @@ def trace_view(store: TraceStore, record: TraceRecord, feedback: Sequence[Feedba
     artifacts = sorted(p.name for p in record.artifacts_dir.iterdir()) if record.artifacts_dir.is_dir() else []
     parts = [
         f"Trace id: {record.trace_id} (label {record.label})",
-        f"Question: {record.question}",
+        f"Question: {record.asked}",
         f"Artifacts: {', '.join(artifacts) or 'none'}",
         "Spans:",
         *(span_summary(store.spans(record.trace_id)) or ["- none recorded"]),

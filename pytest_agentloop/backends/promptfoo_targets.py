@@ -49,7 +49,7 @@ def targets_for(
                     trace_label=record.label,
                     artifacts_dir=artifacts,
                     dataroom_dir=suite.dataroom_dir.resolve() if suite.dataroom_dir else None,
-                    question=record.question,
+                    question=record.asked,
                     context=read_context(spec.id, artifacts, tuple(getattr(spec, "judge_context", ()) or ()), limit),
                 )
             )

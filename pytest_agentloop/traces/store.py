@@ -70,6 +70,24 @@ class TraceRecord:
     """What the run cost, in US dollars, when it was captured with a known price (format 2)."""
     error: str | None = field(default=None, compare=False)
     """Why the run failed (``status: failed``, already redacted when captured); None for a run that answered."""
+    messages: list[Any] | None = field(default=None, compare=False)
+    """The input conversation, when the run was asked one (``question`` is then its last user message)."""
+
+    @property
+    def asked(self) -> str:
+        """What the run was asked, as the judge reads it: the question, or the whole conversation, turn by turn
+        (a follow-up's rubric may depend on the earlier turns)."""
+        if not self.messages:
+            return self.question
+        turns = []
+        for message in self.messages:
+            if not isinstance(message, dict):  # the format allows any item; show it as it is
+                turns.append(json.dumps(message, ensure_ascii=False))
+                continue
+            content = message.get("content", "")
+            text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+            turns.append(f"{message.get('role', 'user')}: {text}")
+        return "\n".join(turns)
 
     @cached_property
     def artifacts_dir(self) -> Path:
@@ -169,6 +187,7 @@ def _load_record(path: Path, root: Path | None = None) -> TraceRecord:
         store_root=root,
         cost_usd=data.get("cost_usd"),
         error=str(data.get("error") or "no error recorded") if data.get("status") == "failed" else None,
+        messages=data.get("messages") or None,
     )
 
 

@@ -295,3 +295,32 @@ def test_record_loads_eval_files_as_pytest_does_and_keeps_tasks_apart_by_metadat
         "calc": "fixed calc",
         "strings": "fixed strings",
     }
+
+
+def test_the_builtin_redaction_kinds_can_be_chosen(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A coding agent's source carries its authors' addresses: ``agentloop_redact_builtin`` may leave e-mail out;
+    keys are still replaced, and a kind that does not exist is an error naming the option."""
+    key = SECRET_KEY.replace("test-key", "sk")
+    pytester.makepyfile(
+        myagent="async def run(question, *, workdir, **_):\n"
+        f"    (workdir / 'calc.py').write_text('__author__ = \"dev@example.com\"\\nKEY = \"{key}\"\\n')\n"
+        "    return 'done by dev@example.com'\n"
+    )
+    (pytester.path / "questions.yaml").write_text("- {label: fix, question: Fix it.}\n")
+    ini = "[pytest]\nasyncio_default_fixture_loop_scope = function\nagentloop_agent_key_env = none\n"
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(pytester.path)
+    try:
+        pytester.makeini(ini + "agentloop_redact_builtin = api-key bearer\n")
+        assert main(["record", "questions.yaml", "-o", "store", "--agent", "myagent:run"]) == 0
+        calc = (pytester.path / "store" / "runs" / "fix" / "artifacts" / "calc.py").read_text()
+        assert '__author__ = "dev@example.com"' in calc and key not in calc and "[REDACTED:api-key]" in calc
+        pytester.makeini(ini + "agentloop_redact_builtin = api-key phone\n")
+        assert main(["record", "questions.yaml", "-o", "other", "--agent", "myagent:run"]) == 2
+    finally:
+        monkey.undo()
+    assert "agentloop_redact_builtin: unknown kind 'phone'; choose from api-key, bearer, email, or none" in (
+        capsys.readouterr().err
+    )

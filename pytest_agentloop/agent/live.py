@@ -74,6 +74,7 @@ def check_usage(config: pytest.Config, live: LiveSettings) -> AgentSetup:
             config.rootpath,
             timeout=live.timeout,
             redact=live.redact or None,
+            redact_builtin=live.redact_builtin,
             prices=list(live.prices),
         )
     except AgentloopError as exc:

@@ -55,6 +55,11 @@ def add_options(group: pytest.OptionGroup, parser: pytest.Parser, add_settings: 
         "agentloop_agent_key_env", default=DEFAULT_KEY_ENV, help="variable holding the agent's key ('none': no key)"
     )
     parser.addini("agentloop_redact", default="", help="redaction hook package.module:function (str -> str)")
+    parser.addini(
+        "agentloop_redact_builtin",
+        default="api-key bearer email",
+        help="built-in redaction patterns that apply: api-key, bearer, email (or none)",
+    )
     parser.addini("agentloop_prices", type="linelist", default=[], help="lines 'MODEL USD_PER_1M_IN USD_PER_1M_OUT'")
 
 
@@ -70,6 +75,7 @@ class LiveSettings:
     agent: str = ""
     key_env: str = DEFAULT_KEY_ENV
     redact: str = ""
+    redact_builtin: str = "api-key bearer email"
     prices: tuple[str, ...] = ()
 
 
@@ -92,5 +98,6 @@ def build_live_settings(config: pytest.Config) -> LiveSettings:
         agent=str(config.getini("agentloop_agent") or "").strip(),
         key_env=str(config.getini("agentloop_agent_key_env") or DEFAULT_KEY_ENV).strip(),
         redact=str(config.getini("agentloop_redact") or "").strip(),
+        redact_builtin=str(config.getini("agentloop_redact_builtin")).strip(),
         prices=tuple(str(line) for line in config.getini("agentloop_prices") or ()),
     )

@@ -23,7 +23,25 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
 )
 
+BUILTIN_KINDS: tuple[str, ...] = ("api-key", "bearer", "email")
+"""The built-in kinds, all on by default; ``agentloop_redact_builtin`` may name fewer (a coding agent's source
+files carry authors' e-mail addresses that are not customer data)."""
+
 Hook = Callable[[str], str]
+
+
+def parse_kinds(text: str) -> frozenset[str]:
+    """The built-in kinds named in ``text`` (space or comma separated; ``none``: no built-in pattern)."""
+    names = text.replace(",", " ").split()
+    if names == ["none"]:
+        return frozenset()
+    unknown = [name for name in names if name not in BUILTIN_KINDS]
+    if unknown:
+        raise AgentConfigError(
+            f"agentloop_redact_builtin: unknown kind {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(BUILTIN_KINDS)}, or none"
+        )
+    return frozenset(names)
 
 
 def load_hook(spec: str, root: Path | None = None) -> Hook:
@@ -39,13 +57,13 @@ class Redactor:
     """Replaces secrets in text and in nested JSON values; counts what it replaced."""
 
     hook: Hook | None = None
-    builtin: bool = True
+    kinds: frozenset[str] = frozenset(BUILTIN_KINDS)
+    """The built-in kinds that apply."""
     replaced: int = 0
     _patterns: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.builtin:
-            self._patterns = [(name, re.compile(p)) for name, p in BUILTIN_PATTERNS]
+        self._patterns = [(name, re.compile(p)) for name, p in BUILTIN_PATTERNS if name in self.kinds]
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced."""

@@ -17,7 +17,7 @@ from pytest_agentloop.agent.errors import BudgetExhausted
 from pytest_agentloop.agent.harness import Harness, load_harness
 from pytest_agentloop.agent.pacing import Pacing
 from pytest_agentloop.agent.questions import QuestionSpec
-from pytest_agentloop.agent.redact import Hook, Redactor, load_hook
+from pytest_agentloop.agent.redact import BUILTIN_KINDS, Hook, Redactor, load_hook, parse_kinds
 from pytest_agentloop.agent.runner import AgentCallable, load_agent
 from pytest_agentloop.spend import MoneyLedger
 
@@ -33,6 +33,8 @@ class AgentSetup:
     redact_hook: str | None = None
     hook: Hook | None = None
     """The redaction hook ``redact_hook`` names, loaded (from the project root) when the setup was built."""
+    redact_kinds: frozenset[str] = frozenset(BUILTIN_KINDS)
+    """The built-in redaction patterns that apply (``agentloop_redact_builtin``)."""
     prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(PRICES))
     upload: bool = False
 
@@ -42,7 +44,7 @@ class AgentSetup:
             harness=self.harness,
             metadata=question.metadata,
             timeout=self.timeout,
-            redactor=Redactor(hook=self.hook),
+            redactor=Redactor(hook=self.hook, kinds=self.redact_kinds),
             prices=self.prices,
             provenance=provenance,
             agent_ref=self.agent_ref,
@@ -58,6 +60,7 @@ def build_setup(
     *,
     timeout: float | None = None,
     redact: str | None = None,
+    redact_builtin: str = " ".join(BUILTIN_KINDS),
     prices: list[str] | None = None,
     upload: bool = False,
 ) -> AgentSetup:
@@ -72,6 +75,7 @@ def build_setup(
         timeout=timeout,
         redact_hook=redact or None,
         hook=load_hook(redact, root) if redact else None,
+        redact_kinds=parse_kinds(redact_builtin),
         prices=parse_prices(prices or []),
         upload=upload,
     )

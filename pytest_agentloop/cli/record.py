@@ -127,6 +127,7 @@ def _setup(args: argparse.Namespace, view: PytestView) -> AgentSetup:
         view.rootpath,
         timeout=args.timeout,
         redact=args.redact or view.agent.redact or None,
+        redact_builtin=view.agent.redact_builtin,
         prices=list(view.agent.prices),
         upload=args.upload_traces,
     )

@@ -301,7 +301,7 @@ def test_the_builtin_redaction_kinds_can_be_chosen(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A coding agent's source carries its authors' addresses: ``agentloop_redact_builtin`` may leave e-mail out;
-    keys are still replaced, and a kind that does not exist is an error naming the option."""
+    keys are still replaced and cannot be left out, and a kind that does not exist is an error naming the option."""
     key = SECRET_KEY.replace("test-key", "sk")
     pytester.makepyfile(
         myagent="async def run(question, *, workdir, **_):\n"
@@ -319,8 +319,10 @@ def test_the_builtin_redaction_kinds_can_be_chosen(
         assert '__author__ = "dev@example.com"' in calc and key not in calc and "[REDACTED:api-key]" in calc
         pytester.makeini(ini + "agentloop_redact_builtin = api-key phone\n")
         assert main(["record", "questions.yaml", "-o", "other", "--agent", "myagent:run"]) == 2
+        pytester.makeini(ini + "agentloop_redact_builtin = email\n")
+        assert main(["record", "questions.yaml", "-o", "other", "--agent", "myagent:run"]) == 2
     finally:
         monkey.undo()
-    assert "agentloop_redact_builtin: unknown kind 'phone'; choose from api-key, bearer, email, or none" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "agentloop_redact_builtin: unknown kind 'phone'; choose from api-key, bearer, email" in err
+    assert "API keys and bearer tokens are always redacted" in err

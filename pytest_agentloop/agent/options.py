@@ -58,7 +58,7 @@ def add_options(group: pytest.OptionGroup, parser: pytest.Parser, add_settings: 
     parser.addini(
         "agentloop_redact_builtin",
         default="api-key bearer email",
-        help="built-in redaction patterns that apply: api-key, bearer, email (or none)",
+        help="built-in redaction patterns that apply: api-key bearer email (email may be left out)",
     )
     parser.addini("agentloop_prices", type="linelist", default=[], help="lines 'MODEL USD_PER_1M_IN USD_PER_1M_OUT'")
 

@@ -24,24 +24,28 @@ BUILTIN_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 BUILTIN_KINDS: tuple[str, ...] = ("api-key", "bearer", "email")
-"""The built-in kinds, all on by default; ``agentloop_redact_builtin`` may name fewer (a coding agent's source
-files carry authors' e-mail addresses that are not customer data)."""
+"""The built-in kinds, all on by default; ``agentloop_redact_builtin`` may leave e-mail out (a coding agent's
+source files carry their authors' addresses, which are not customer data). Keys and tokens are always redacted."""
+ALWAYS: frozenset[str] = frozenset({"api-key", "bearer"})
 
 Hook = Callable[[str], str]
 
 
 def parse_kinds(text: str) -> frozenset[str]:
-    """The built-in kinds named in ``text`` (space or comma separated; ``none``: no built-in pattern)."""
-    names = text.replace(",", " ").split()
-    if names == ["none"]:
-        return frozenset()
-    unknown = [name for name in names if name not in BUILTIN_KINDS]
+    """The built-in kinds named in ``text`` (space or comma separated); keys and tokens cannot be left out."""
+    names = frozenset(text.replace(",", " ").split())
+    unknown = sorted(names - set(BUILTIN_KINDS))
     if unknown:
         raise AgentConfigError(
-            f"agentloop_redact_builtin: unknown kind {', '.join(map(repr, unknown))}; "
-            f"choose from {', '.join(BUILTIN_KINDS)}, or none"
+            f"agentloop_redact_builtin: unknown kind {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(BUILTIN_KINDS)}"
         )
-    return frozenset(names)
+    if not names >= ALWAYS:
+        raise AgentConfigError(
+            "agentloop_redact_builtin: API keys and bearer tokens are always redacted; name api-key and bearer "
+            "(only email may be left out)"
+        )
+    return names
 
 
 def load_hook(spec: str, root: Path | None = None) -> Hook:

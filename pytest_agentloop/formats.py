@@ -84,6 +84,16 @@ RECORD_SCHEMA: dict[str, Any] = {
         "wall_seconds": {"type": ["number", "null"], "minimum": 0, "description": "the run's wall time in seconds"},
         "messages": {"type": "array", "description": "the input messages, when the question was a conversation"},
         "metadata": {"type": "object", "description": "a free-form mapping"},
+        "workdir_seed": {
+            "type": "string",
+            "description": "the harness's tool_policy.workdir_seed as written: the run started with a copy of it, "
+            "and artifacts/ holds only the files it added or changed",
+        },
+        "seed_deleted": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the seed's files the run deleted, as paths relative to the working directory",
+        },
     },
 }
 
@@ -175,7 +185,18 @@ HARNESS_SCHEMA: dict[str, Any] = {
             "properties": {"model": {"type": "string", "description": "the model name"}},
             "description": "{model: <name>, ...any other settings}",
         },
-        "tool_policy": {"type": "object", "description": "a mapping: tools, roots, required artifacts, rules"},
+        "tool_policy": {
+            "type": "object",
+            "properties": {
+                "workdir_seed": {"type": "string", "description": "the folder every run's working directory copies"},
+                "artifact_ignore": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "glob patterns of working-directory files that are never artifacts",
+                },
+            },
+            "description": "a mapping: tools, roots, required artifacts, rules, workdir_seed, artifact_ignore",
+        },
         "tools": {"type": "array", "description": "a list of tool descriptions"},
         "output_contract": {
             "type": "object",

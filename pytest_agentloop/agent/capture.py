@@ -6,7 +6,8 @@ concurrent captures never interleave lines)::
     <store>/runs/<label>/record.json     trace id, label, question, harness version, model, created,
                                          status, error, usage, cost, wall time, provenance
     <store>/runs/<label>/answer.md       the final answer (absent for a failed run)
-    <store>/runs/<label>/artifacts/      the files the run wrote in its working directory
+    <store>/runs/<label>/artifacts/      the files the run wrote in its working directory (with a seed:
+                                         the files it added or changed)
     <store>/runs/<label>/spans.jsonl     the run's span lines (HALO's SpanRecord shape)
 
 A run is staged in a hidden folder and renamed into place, so a reader never
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +149,7 @@ async def capture_run(
     )
     lines = _Lines(context, redactor)
     trace_id = agents.gen_trace_id()
-    workdir = Path(tempfile.mkdtemp(prefix="agentloop-run-"))
+    workdir = _fresh_workdir(harness.workdir_seed)
     started, clock = _now(), time.monotonic()
     router.route(trace_id, lines)
     try:
@@ -309,13 +314,14 @@ def _write(
         harness_version=options.harness.version,
         created=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    record = _record(run, question, options, redactor)
+    changes = workdir_changes(workdir, options.harness)
+    record = _record(run, question, options, redactor, changes)
     stage = store / "runs" / f".staging-{label}-{uuid.uuid4().hex[:8]}"
     stage.mkdir(parents=True)
     (stage / "record.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if answer is not None:
         (stage / "answer.md").write_text(answer, encoding="utf-8")
-    _copy_artifacts(workdir, stage / "artifacts", redactor)
+    _copy_artifacts(workdir, changes.artifacts, stage / "artifacts", redactor)
     with (stage / "spans.jsonl").open("w", encoding="utf-8") as handle:
         for line in span_lines:
             handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -323,7 +329,9 @@ def _write(
     return run
 
 
-def _record(run: CapturedRun, question: Question, options: CaptureOptions, redactor: Redactor) -> dict[str, Any]:
+def _record(
+    run: CapturedRun, question: Question, options: CaptureOptions, redactor: Redactor, changes: WorkdirChanges
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "format": STORE_FORMAT,
         "trace_id": run.trace_id,
@@ -343,18 +351,99 @@ def _record(run: CapturedRun, question: Question, options: CaptureOptions, redac
         record["messages"] = redactor.value(question)
     if options.metadata:
         record["metadata"] = redactor.value(options.metadata)
+    if changes.seed_deleted is not None:  # a reader must know artifacts/ is a diff against the seed
+        record["workdir_seed"] = options.harness.seed_as_written
+        record["seed_deleted"] = changes.seed_deleted
     return record
 
 
-def _copy_artifacts(workdir: Path, target: Path, redactor: Redactor) -> None:
-    """Regular files under ``workdir`` (symlinks are not followed), redacted."""
+@dataclass(frozen=True)
+class WorkdirChanges:
+    """What a run left in its working directory, as posix paths relative to it."""
+
+    artifacts: list[str]
+    """Files kept as artifacts: every regular file not ignored, or with a seed only those new or changed."""
+    seed_deleted: list[str] | None
+    """The seed's files the run deleted (None: no seed)."""
+
+
+def _fresh_workdir(seed: Path | None) -> Path:
+    """A new empty folder, holding a copy of the seed's regular files when there is one."""
+    workdir = Path(tempfile.mkdtemp(prefix="agentloop-run-"))
+    if seed is None:
+        return workdir
+    try:
+        for relative in regular_files(seed, ()):
+            destination = workdir / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(seed / relative, destination)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return workdir
+
+
+def workdir_changes(workdir: Path, harness: Harness) -> WorkdirChanges:
+    """The run's artifacts (and, with a seed, the seed files it deleted); ignored paths are in neither."""
+    seed, ignore = harness.workdir_seed, harness.artifact_ignore
+    written = sorted(regular_files(workdir, ignore))
+    if seed is None:
+        return WorkdirChanges(written, None)
+    planted = set(regular_files(seed, ignore))
+    changed = [path for path in written if path not in planted or not same_bytes(seed / path, workdir / path)]
+    return WorkdirChanges(changed, sorted(planted.difference(written)))
+
+
+def regular_files(root: Path, ignore: Sequence[str]) -> Iterator[str]:
+    """Posix paths, relative to ``root``, of its regular files: symlinks are neither followed nor listed,
+    and an ignored folder is not entered (a ``.git`` of many files costs nothing)."""
+    for folder, folders, files in os.walk(root):  # a symlinked folder is listed but never entered
+        here = Path(folder).relative_to(root)
+        folders[:] = [name for name in folders if not ignored((here / name).as_posix(), ignore)]
+        for name in files:
+            relative = (here / name).as_posix()
+            if not ignored(relative, ignore) and stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode):
+                yield relative
+
+
+def ignored(relative: str, patterns: Sequence[str]) -> bool:
+    """Whether a posix path matches an ``artifact_ignore`` glob, as .gitignore users expect.
+
+    A pattern without a slash matches any path segment (``__pycache__`` ignores every file under any
+    ``__pycache__`` folder); one with a slash matches the path from the working directory, or a folder
+    the path is under (so a leading slash anchors a name to the working directory). A trailing slash is dropped.
+    """
+    parts = relative.split("/")
+    for pattern in patterns:
+        anchored, glob = "/" in pattern.rstrip("/"), pattern.strip("/")
+        if anchored:
+            if any(fnmatchcase("/".join(parts[:end]), glob) for end in range(1, len(parts) + 1)):
+                return True
+        elif any(fnmatchcase(part, glob) for part in parts):
+            return True
+    return False
+
+
+def same_bytes(one: Path, other: Path, chunk: int = 1 << 20) -> bool:
+    """Whether two files hold the same bytes: sizes first, then both streamed a chunk at a time."""
+    if one.stat().st_size != other.stat().st_size:
+        return False
+    with one.open("rb") as first, other.open("rb") as second:
+        while True:
+            block = first.read(chunk)
+            if block != second.read(chunk):
+                return False
+            if not block:
+                return True
+
+
+def _copy_artifacts(workdir: Path, artifacts: list[str], target: Path, redactor: Redactor) -> None:
+    """The artifact files, redacted, under ``target`` (made even when there are none)."""
     target.mkdir()
-    for path in sorted(workdir.rglob("*")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        destination = target / path.relative_to(workdir)
+    for relative in artifacts:
+        destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(redactor.data(path.read_bytes()))
+        destination.write_bytes(redactor.data((workdir / relative).read_bytes()))
 
 
 def _place(stage: Path, final: Path, replace: bool) -> None:

@@ -85,6 +85,10 @@ def _expression(schema: dict[str, Any], var: str, constants: dict[str, object], 
             each = _expression(rule, item, constants, depth + 1)
             extra = f"{var}[k{depth}] for k{depth} in {var} if k{depth} not in {known}"
             parts.append(f"(not isinstance({var}, dict) or all({each} for {item} in ({extra})))")
+        elif key == "items" and isinstance(rule, dict):
+            item = f"v{depth}"
+            each = _expression(rule, item, constants, depth + 1)
+            parts.append(f"(not isinstance({var}, list) or all({each} for {item} in {var}))")
         elif key == "pattern":
             parts.append(f"(not isinstance({var}, str) or {constant(re.compile(rule))}.search({var}) is not None)")
         elif key == "enum" and all(isinstance(item, str) for item in rule):

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from pytest_agentloop.agent.builtin import build_agent
-from pytest_agentloop.agent.capture import CaptureOptions, capture_run, ignored, same_bytes
+from pytest_agentloop.agent.capture import CaptureOptions, capture_run
 from pytest_agentloop.agent.errors import AgentConfigError
 from pytest_agentloop.agent.harness import load_harness
+from pytest_agentloop.agent.workdir import ignored, same_bytes
 from pytest_agentloop.cli import main
 from pytest_agentloop.formats import problem
 from pytest_agentloop.testing.fake_openai import AgentScript, FakeOpenAI, Reply, ToolCall

@@ -19,11 +19,23 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pytest_agentloop.cli import authoring, evals, feedback, handoff, history, html, merge, promptfoo, record, verdicts
+from pytest_agentloop.cli import (
+    adopt,
+    authoring,
+    evals,
+    feedback,
+    handoff,
+    history,
+    html,
+    merge,
+    promptfoo,
+    record,
+    verdicts,
+)
 from pytest_agentloop.cli.common import pytest_view
 from pytest_agentloop.errors import AgentloopError
 
-COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring, record, promptfoo, merge, html)
+COMMAND_MODULES = (evals, verdicts, history, handoff, feedback, authoring, record, adopt, promptfoo, merge, html)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 

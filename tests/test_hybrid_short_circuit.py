@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_promptfoo_system import installed, promptfoo  # noqa: F401  (fixtures: real Promptfoo, system tier)
 
 from pytest_agentloop.testing.fake_openai import FakeOpenAI
 
@@ -106,3 +107,22 @@ def test_live_asks_the_judge_only_once_the_fresh_run_passes_the_assertions(
     result.assert_outcomes(passed=1, failed=1)
     assert len(fake_openai.requests) == 1
     result.stdout.fnmatch_lines([NOT_ASKED])
+
+
+@pytest.mark.system
+@pytest.mark.usefixtures("promptfoo")
+def test_the_promptfoo_backend_sends_no_rubric_for_the_eval_whose_assertions_fail(
+    pytester: pytest.Pytester, eval_file, judge_env, fake_openai: FakeOpenAI
+) -> None:
+    """Real Promptfoo (the system tier installs it): its grader is the fake server, whose requests are counted."""
+    eval_file(TWO)
+    fake_openai.push(verdict_reply(True, 1.0, "names the burn"), verdict_reply(True, 1.0, "extra"))
+    args = [*judge_env, "--agentloop-backend=promptfoo", "--agentloop-judge-api=chat", "-p", "no:cacheprovider"]
+    result = pytester.runpytest(*args, "--agentloop-judge=record")
+    result.assert_outcomes(passed=1, failed=1)
+    assert len(fake_openai.requests) == 1
+    result.stdout.fnmatch_lines([NOT_ASKED])
+    replay = pytester.runpytest(*args, "--agentloop-judge=replay")
+    replay.assert_outcomes(passed=1, failed=1)
+    replay.stdout.fnmatch_lines([NOT_ASKED])
+    assert len(fake_openai.requests) == 1

@@ -11,6 +11,7 @@ eval is evaluated and no model is called.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_agentloop.agent.source import RUN_SOURCE_KEY
-from pytest_agentloop.assertions.registry import AssertionRegistry, AssertionType, AssertionTypeClash, using
+from pytest_agentloop.assertions.registry import BUILTIN, AssertionRegistry, AssertionType, AssertionTypeClash, using
 from pytest_agentloop.config import JudgeMode, Settings, evaluates, is_worker, settings_of
 from pytest_agentloop.errors import AgentloopError, SpecError, TraceStoreError
 from pytest_agentloop.evaluate import evaluate_literals, needs_artifacts
@@ -34,7 +35,7 @@ from pytest_agentloop.judge.planner import (
     RubricOutcome,
 )
 from pytest_agentloop.results import EvalResult, LiteralVerdict, Outcome
-from pytest_agentloop.spec import EvalSpec, SuiteSpec, load_suite
+from pytest_agentloop.spec import EvalSpec, Scoring, SuiteSpec, load_suite
 from pytest_agentloop.traces.store import StoreCache, TraceRecord, TraceStore, find_store_root
 from pytest_agentloop.yamlload import paused_gc
 
@@ -43,6 +44,7 @@ MARKERS_KEY = pytest.StashKey[set[str]]()
 REGISTRIES_KEY = pytest.StashKey[dict[Path, AssertionRegistry]]()
 PROGRESS_KEY = pytest.StashKey["JudgeProgress"]()
 JUDGE_OFF = "rubric not evaluated: the judge is off (--agentloop-judge=off)"
+NOT_ASKED = "rubric: not asked (assertions failed; hybrid needs both)"
 
 
 def stores_of(config: pytest.Config) -> StoreCache:
@@ -177,7 +179,11 @@ class EvalItem(pytest.Item):
         self.record: TraceRecord | None = None
         self.verdict: LiteralVerdict | None = None
         self.rubric: RubricOutcome | None = None
+        self.rubric_note: str | None = None
+        """Why the eval has no rubric verdict although its scoring has a rubric (:data:`NOT_ASKED`)."""
         self._graded_request: GradeRequest | None = None
+        self._literals: tuple[Path, LiteralVerdict | AgentloopError] | None = None
+        self._literals_lock = threading.Lock()
         self._describe()
 
     def _describe(self) -> None:
@@ -224,10 +230,59 @@ class EvalItem(pytest.Item):
             judge_context=tuple(getattr(self.spec, "judge_context", ()) or ()),  # the field lands with `inputs`
             eval_path=self.path,
             line=self.spec.line,
+            decided=self.decided if self._both_needed else None,
         )
         if source is None:
             self._graded_request = request
         return request
+
+    @property
+    def _both_needed(self) -> bool:
+        """Hybrid with assertions: failing assertions decide the outcome without the rubric."""
+        return self.spec.scoring is Scoring.HYBRID and bool(self.spec.assertions)
+
+    def decided(self) -> str:
+        """Why the rubric need not be graded: :data:`NOT_ASKED` when this hybrid eval's assertions fail on its run.
+
+        '' while the run is not known (a live run still going) or its check is a fault setup reports. Off the
+        main thread (a live run's grader) no time limit can stop a check: only built-in types are run there.
+        """
+        if not self._both_needed:
+            return ""
+        main = threading.current_thread() is threading.main_thread()
+        if not main and not all(BUILTIN.lookup(a.type) for a in self.spec.assertions):
+            return ""
+        try:
+            verdict = self._literals_of(self.record or self._run_record(wait=False))
+        except AgentloopError:
+            return ""
+        return "" if verdict.passed else NOT_ASKED
+
+    def _literals_of(self, record: TraceRecord) -> LiteralVerdict:
+        """The literal verdict on ``record``, evaluated once whoever asks first (the planner or setup).
+
+        A fault is kept too (a check out of time would only run out of time again), but not one met off the
+        main thread: a check that refuses to run there is run again at setup.
+        """
+        main = threading.current_thread() is threading.main_thread()
+        with self._literals_lock:
+            if self._literals is None or self._literals[0] != record.run_dir:
+                try:
+                    found: LiteralVerdict | AgentloopError = self._evaluate(record)
+                except AgentloopError as exc:
+                    if not main:
+                        raise
+                    found = exc
+                self._literals = (record.run_dir, found)
+            found = self._literals[1]
+        if isinstance(found, AgentloopError):
+            raise found
+        return found
+
+    def _evaluate(self, record: TraceRecord) -> LiteralVerdict:
+        artifacts = record.artifacts_dir if record.artifacts_dir.is_dir() else None
+        with using(self.registry):
+            return evaluate_literals(self.spec, record.answer, artifacts, self.suite.dataroom_dir)
 
     def _run_record(self, wait: bool = True) -> TraceRecord:
         """The run this eval checks: a fresh one when a run source (``--agentloop-live``) is set, else the recorded."""
@@ -257,16 +312,18 @@ class EvalItem(pytest.Item):
         self.user_properties.extend([("trace_id", self.record.trace_id), ("trace_label", self.record.label)])
         if not evaluates(self.config):
             return
-        if self.judged and (self.verdict is None or self.verdict.passed):
+        if not self.judged:
+            return
+        if self.verdict is None or self.verdict.passed:
             self._resolve_rubric()
+        elif self.spec.scoring is Scoring.HYBRID:
+            self.rubric_note = NOT_ASKED
 
     def _check_literals(self, record: TraceRecord) -> None:
         """Run the literal assertions now: when they fail, the judge need not be waited for."""
         if not self.spec.assertions:
             return
-        artifacts = record.artifacts_dir if record.artifacts_dir.is_dir() else None
-        with using(self.registry):
-            self.verdict = evaluate_literals(self.spec, record.answer, artifacts, self.suite.dataroom_dir)
+        self.verdict = self._literals_of(record)
         self.user_properties.append(("literal_score", f"{self.verdict.score:.4f}"))
 
     def _resolve_rubric(self) -> None:
@@ -319,7 +376,8 @@ class EvalItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         """Eval failures as a structured report; anything else as pytest would."""
         if isinstance(excinfo.value, EvalFailed):
-            return format_failure(excinfo.value, verbose=self.config.get_verbosity() > 1)
+            text = format_failure(excinfo.value, verbose=self.config.get_verbosity() > 1)
+            return _with_note(text, self.rubric_note)
         if isinstance(excinfo.value, RubricFailed):
             return format_rubric_failure(excinfo.value)
         if isinstance(excinfo.value, AgentloopError):
@@ -364,6 +422,7 @@ class EvalItem(pytest.Item):
             judge_votes=None if rubric is None else rubric.votes,
             assertions=() if verdict is None else verdict.assertions,
             cost=None if record is None else record.cost_usd,
+            rubric_note=self.rubric_note,
         )
 
     def _store_of(self, record: TraceRecord | None) -> Path:
@@ -371,6 +430,14 @@ class EvalItem(pytest.Item):
         if record is None:
             return self.store.root
         return record.store_root or record.run_dir.parent.parent
+
+
+def _with_note(report: str, note: str | None) -> str:
+    """``note`` under the report's verdict line (its fourth), where the short explanation still shows it."""
+    if not note:
+        return report
+    lines = report.split("\n")
+    return "\n".join([*lines[:3], f"  {note}", *lines[3:]])
 
 
 class JudgeProgress:

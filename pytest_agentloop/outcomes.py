@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from pytest_agentloop.collect import JUDGE_OFF, EvalItem
+from pytest_agentloop.collect import JUDGE_OFF, NOT_ASKED, EvalItem
 from pytest_agentloop.config import Settings
 from pytest_agentloop.judge.planner import JudgePlanner
 from pytest_agentloop.results import EvalResult, Outcome
@@ -31,6 +31,9 @@ def summary_lines(
     if sources:
         text = ", ".join(f"{n} {k}" for k, n in sorted(sources.items()))
         lines.append((f"rubric verdicts ({settings.judge_mode.value} mode): {text}", None))
+    not_asked = sum(r.rubric_note == NOT_ASKED for r in results)
+    if not_asked:
+        lines.append((f"rubric not asked: {not_asked} (hybrid evals whose assertions failed)", None))
     stats = planner.stats if planner is not None else None
     if stats is not None and stats.calls:
         lines.append(

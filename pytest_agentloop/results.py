@@ -101,6 +101,9 @@ class EvalResult:
     judge_votes: str | None = None
     """``k/n``: how many of the judge's n verdicts passed (None without a rubric verdict)."""
     assertions: tuple[AssertionResult, ...] = ()
+    rubric_note: str | None = None
+    """Why an eval whose scoring has a rubric has no rubric verdict: e.g. a ``hybrid`` eval's assertions failed,
+    so the rubric was not asked. Not a history column."""
 
     @property
     def passed(self) -> bool:

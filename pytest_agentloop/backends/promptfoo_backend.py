@@ -6,7 +6,8 @@ to ``promptfoo eval`` with the grader behind :class:`GraderTap`, and each
 answer is judged by this project's rules: an HTTP error, an unreachable
 endpoint, a non-JSON answer or one without ``pass``/``score``/``reason`` is an
 **error** naming the eval, whatever Promptfoo made of it. Good verdicts are
-stored with source ``promptfoo:<grader>``.
+stored with source ``promptfoo:<grader>``. A ``hybrid`` eval whose assertions fail
+(checked here first, with the built-in types) needs no rubric: it is not sent.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.assertions.registry import BUILTIN
 from pytest_agentloop.backends.promptfoo_export import ExportTarget, Grader, dump_config, export_config
 from pytest_agentloop.backends.promptfoo_run import Component, Row, promptfoo_env, read_results, run_eval
 from pytest_agentloop.backends.promptfoo_tap import Exchange, GraderTap, prompt_key
 from pytest_agentloop.backends.promptfoo_verdicts import promptfoo_verdict, store_verdicts, stored_rubric
+from pytest_agentloop.collect import NOT_ASKED
 from pytest_agentloop.config import JudgeMode
+from pytest_agentloop.errors import AgentloopError
+from pytest_agentloop.evaluate import evaluate_literals
 from pytest_agentloop.judge.endpoint import DEFAULT_BASE_URL
 from pytest_agentloop.judge.planner import RubricOutcome
 from pytest_agentloop.judge.rubric import JudgeAnswerError, ParsedVerdict, build_prompt, parse_verdict
 from pytest_agentloop.judge.verdicts import Verdict
+from pytest_agentloop.spec import Scoring
 
 Say = Callable[[str], None]
 
@@ -92,6 +98,24 @@ def _from_store(job: Job, settings: Settings) -> RubricOutcome | None:
     return stored_rubric(job.store_path, job.target.judge_inputs(), settings.model, spec.threshold, with_model)
 
 
+def _assertions_fail(target: ExportTarget) -> bool:
+    """Whether a ``hybrid`` eval's assertions fail, so its rubric need not be graded (False when unsure).
+
+    Runs on the backend's thread, where no time limit can stop a check and no conftest's types are active:
+    only evals whose assertions are all built-in types are checked; one that cannot be is graded as before.
+    """
+    spec = target.spec
+    if spec.scoring is not Scoring.HYBRID or not spec.assertions:
+        return False
+    if not all(BUILTIN.lookup(a.type) for a in spec.assertions):
+        return False
+    try:
+        verdict = evaluate_literals(spec, target.output, target.artifacts_dir, target.dataroom_dir)
+    except AgentloopError:
+        return False
+    return not verdict.passed
+
+
 def _rubric(outcome: RubricOutcome) -> Rubric:
     return Rubric(outcome.passed, outcome.score, outcome.reason, outcome.source)
 
@@ -127,12 +151,19 @@ class BackendRun:
         self.jobs, self.settings, self.work, self.executable, self.say = jobs, settings, work, executable, say
         self.stored: dict[str, RubricOutcome | None] = {j.nodeid: _from_store(j, settings) for j in jobs}
         self.new_verdicts: list[tuple[Path, Verdict]] = []
+        self.not_asked: set[str] = set()
+        """Hybrid evals whose assertions failed here first: their rubric is not sent to Promptfoo."""
 
     def _grades_rubric(self, job: Job) -> bool:
         spec = job.target.spec
         if not (spec.scoring.needs_judge and spec.rubric) or self.settings.mode is JudgeMode.OFF:
             return False
-        return self.stored[job.nodeid] is None and self.settings.mode is not JudgeMode.REPLAY
+        if self.stored[job.nodeid] is not None or self.settings.mode is JudgeMode.REPLAY:
+            return False
+        if _assertions_fail(job.target):
+            self.not_asked.add(job.nodeid)
+            return False
+        return True
 
     def run(self) -> dict[str, Outcome]:
         """Run Promptfoo (if anything needs it) and return each job's outcome."""
@@ -189,11 +220,16 @@ class BackendRun:
         if spec.scoring.needs_judge and stored is None and not target.with_rubric and literals_pass:
             if self.settings.mode is JudgeMode.OFF:
                 return Outcome(job.nodeid, "skipped", "judge off", components=components)
+            if job.nodeid in self.not_asked:
+                message = f"eval {spec.id}: Promptfoo passed the assertions this plugin failed, so no rubric was sent"
+                return Outcome(job.nodeid, "error", message, components=components)
             return Outcome(job.nodeid, "error", self._missing(spec.id), components=components)
         rubric = self._rubric(job, target, stored, tap)
         passed = (row is None or row.success) and (stored is None or stored.passed)
         score = rubric.score if rubric is not None else (row.score if row else None)
         reason = row.reason if row else (stored.reason if stored else "")
+        if rubric is None and not literals_pass and spec.scoring is Scoring.HYBRID:
+            reason += "" if self.settings.mode is JudgeMode.OFF else f"\n  {NOT_ASKED}"
         return Outcome(job.nodeid, "passed" if passed else "failed", reason, score, components, rubric)
 
     def _missing(self, eval_id: str) -> str:

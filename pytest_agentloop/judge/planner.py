@@ -69,6 +69,11 @@ class GradeRequest:
     judge_context: tuple[str, ...] = ()
     eval_path: Path | None = None
     line: int = 0
+    decided: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    """Asked before the rubric is graded ahead: why the eval's outcome needs no rubric ('' to grade it).
+
+    A ``hybrid`` eval whose assertions already failed is decided; the eval item answers, once its run is known.
+    """
 
     @property
     def subject(self) -> str:
@@ -159,6 +164,8 @@ class JudgePlanner:
         self.stats = PlannerStats()
         self._concurrency = concurrency
         self._futures: dict[str, concurrent.futures.Future[RubricOutcome]] = {}
+        self.not_asked: dict[str, str] = {}
+        """Node id → why its rubric was not graded ahead (its outcome was already decided)."""
         self._indexes: dict[Path, VerdictIndex | RecordingError] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -192,7 +199,19 @@ class JudgePlanner:
     # -- planning ------------------------------------------------------------------
 
     def submit(self, request: GradeRequest) -> None:
-        """Start resolving ``request`` (once per node id)."""
+        """Start resolving ``request`` ahead (once per node id), unless its eval's outcome is already decided.
+
+        A decided eval costs no judge call, and in replay mode no missing verdict is an error for it.
+        """
+        if request.nodeid in self._futures or request.nodeid in self.not_asked:
+            return
+        reason = request.decided() if request.decided is not None else ""
+        if reason:
+            self.not_asked[request.nodeid] = reason
+            return
+        self._start(request)
+
+    def _start(self, request: GradeRequest) -> None:
         if request.nodeid not in self._futures:
             self._futures[request.nodeid] = self._run(self._resolve(request))
 
@@ -202,7 +221,7 @@ class JudgePlanner:
         While waiting, ``progress(resolved, total)`` is called every few seconds.
         A stale label on the eval is reported as a :class:`StaleLabelWarning`.
         """
-        self.submit(request)
+        self._start(request)  # asked for outright (a live repeat's copy of a decided request included): resolve it
         future = self._futures[request.nodeid]
         result = None
         while progress is not None and result is None:

@@ -201,7 +201,8 @@ class AgentloopSession:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.settings.judge_mode is not JudgeMode.REPLAY:
             reporter.write_line(
-                f"agentloop: resolving {len(items)} rubric verdicts ({self.settings.judge_mode.value} mode, "
+                f"agentloop: resolving {len(items) - len(self.planner.not_asked)} rubric verdicts "
+                f"({self.settings.judge_mode.value} mode, "
                 f"{self.planner.endpoint.describe()}, concurrency {self.settings.concurrency})"
             )
 

@@ -200,7 +200,7 @@ def test_backend_maps_grader_errors_to_errors_stores_verdicts_and_replays_them(
         ]
     )
     stored = {v.eval_id: v for v in VerdictStore(pytester.path / "verdicts.jsonl").read()}
-    assert sorted(stored) == ["good", "literal", "low"]
+    assert sorted(stored) == ["good", "low"]  # `literal` is hybrid and its assertion failed: its rubric not asked
     assert stored["good"].source == "promptfoo:openai:chat:judge-1" and stored["low"].score == 0.2
     asked = len(grader.requests)
     replay = pytester.runpytest("--agentloop-judge=replay", *options)

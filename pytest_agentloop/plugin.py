@@ -159,7 +159,13 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> EvalFile |
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Point skips of eval items at the eval's line in its YAML file, not at plugin code."""
+    """Point skips of eval items at the eval's line in its YAML file, not at plugin code; name a Python eval's run
+    in its JUnit properties, as an eval item's are named."""
+    record = getattr(item, "funcargs", {}).get("agentloop_trace") if call.when == "call" else None
+    if isinstance(record, TraceRecord) and ("trace_id", record.trace_id) not in item.user_properties:
+        item.user_properties.extend(
+            [("trace_id", record.trace_id), ("trace_label", record.label), ("harness_version", record.harness_version)]
+        )
     report: pytest.TestReport = yield
     if isinstance(item, EvalItem) and report.skipped and isinstance(report.longrepr, tuple):
         report.longrepr = (str(item.path), item.spec.line, report.longrepr[2])

@@ -72,3 +72,33 @@ def test_conftest_can_override_the_trace_fixture(pytester: pytest.Pytester, stor
     )
     pytester.makepyfile("def test_x(agentloop_output):\n    assert 'runway' in agentloop_output\n")
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_python_evals_junit_properties_name_its_run(pytester: pytest.Pytester, store) -> None:
+    import xml.etree.ElementTree as ET
+
+    from conftest import TRACE_IDS
+
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.agentloop_trace("trace-01")
+        def test_reads(agentloop_output):
+            assert "11 months" in agentloop_output
+
+        @pytest.mark.agentloop_trace("trace-01")
+        def test_fails(agentloop_assert):
+            agentloop_assert("contains", "zebra")
+
+        def test_plain():
+            pass
+        """
+    )
+    pytester.runpytest("--junitxml=out.xml").assert_outcomes(passed=2, failed=1)
+    properties = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(pytester.path / "out.xml").iter("testcase")
+    }
+    named = {"trace_id": TRACE_IDS["trace-01"], "trace_label": "trace-01", "harness_version": "v001"}
+    assert properties == {"test_reads": named, "test_fails": named, "test_plain": {}}

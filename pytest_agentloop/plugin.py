@@ -22,6 +22,7 @@ from pytest_agentloop.config import SETTINGS_KEY, Backend, Settings, add_setting
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
 from pytest_agentloop.gate.shards import parse_shard
+from pytest_agentloop.pyevals import MUST_PASS_MARKER, PYTHON_SCORING, is_python_eval, tags_of
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
@@ -67,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_plugin_assertions(config)
     config.addinivalue_line("markers", "agentloop: an eval collected from an agentloop eval file")
     config.addinivalue_line("markers", "agentloop_trace(ref): the recorded run (label or trace id) a Python eval reads")
+    config.addinivalue_line("markers", "agentloop_must_pass: a Python eval the gate fails on whenever it fails")
     session = AgentloopSession(config)
     _register(config, session, AgentloopSession.name)
     if config.pluginmanager.hasplugin("xdist"):
@@ -153,6 +155,20 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> EvalFile |
     if any(fnmatch(file_path.name, pattern) for pattern in patterns):
         return EvalFile.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Describe a Python eval in its JUnit properties as an eval item is described (its run is named at call)."""
+    if is_python_eval(item):
+        item.user_properties.extend(
+            [
+                ("eval_id", item.name),
+                ("tags", ",".join(tags_of(item))),
+                ("split", "optimization"),
+                ("scoring", PYTHON_SCORING),
+                ("must_pass", str(item.get_closest_marker(MUST_PASS_MARKER) is not None).lower()),
+            ]
+        )
 
 
 @pytest.hookimpl(wrapper=True)

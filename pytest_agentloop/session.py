@@ -32,6 +32,7 @@ from pytest_agentloop.judge.planner import PLANNER_KEY, JudgePlanner
 from pytest_agentloop.judge.verdicts import StoreSurvey, Verdict, VerdictStore, survey
 from pytest_agentloop.judge.warmup import PreparedJudge
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
+from pytest_agentloop.pyevals import is_python_eval, python_result
 from pytest_agentloop.results import EvalResult, Outcome, Selection
 from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
 
@@ -217,11 +218,17 @@ class AgentloopSession:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         """Where an eval runs, make its result record from the item and its first decisive report."""
         report: pytest.TestReport = yield
-        if isinstance(item, EvalItem):
+        python = is_python_eval(item)
+        if isinstance(item, EvalItem) or python:
             self.durations[item.nodeid] += report.duration
             if item.nodeid not in self.records and (report.when == "call" or report.outcome != "passed"):
-                outcome = outcome_of(report)
-                self.records[item.nodeid] = item.result(outcome, explanation_of(report, item))
+                if isinstance(item, EvalItem):
+                    self.records[item.nodeid] = item.result(outcome_of(report), explanation_of(report, item))
+                else:
+                    self.records[item.nodeid] = python_result(item, report)
+            elif python and report.when == "teardown" and report.failed and self.records[item.nodeid].passed:
+                # A user fixture's teardown failed after the test passed: an error, as pytest counts it.
+                self.records[item.nodeid] = python_result(item, report)
             if report.when == "teardown" and item.nodeid in self.records:
                 # The total is known now, while the judge is still answering other evals; the session's end has
                 # none of these copies left to make.
@@ -282,8 +289,9 @@ class AgentloopSession:
         return self.gate.outcome.results if self.gate.outcome is not None else results
 
     def outside_failures(self) -> list[str]:
-        """Failures the gate can never excuse: Python tests, and collection errors."""
-        python = sorted(n for n, o in self.reported.items() if o in ("failed", "error") and not self.is_eval(n))
+        """Failures the gate can never excuse: Python tests that are not Python evals, and collection errors."""
+        broken = (n for n, o in self.reported.items() if o in ("failed", "error"))
+        python = sorted(n for n in broken if not self.is_eval(n) and n not in self.records)
         return python + ["collection"] * (self.broken_eval_files + self.other_collect_errors)
 
     def final_results(self) -> list[EvalResult]:

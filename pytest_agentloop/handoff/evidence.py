@@ -10,6 +10,7 @@ from pytest_agentloop.authoring.feedback import read_files
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.formats import check
 from pytest_agentloop.handoff.context import Evidence
+from pytest_agentloop.pyevals import PYTHON_SCORING
 from pytest_agentloop.results import EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.spanindex import SpanSource
@@ -33,6 +34,10 @@ def _suites(results: list[EvalResult], root: Path, traces_dirname: str) -> tuple
             specs[f"{file_part}::{spec.id}"] = spec
         store_root = suite.traces_dir or find_store_root(path.parent, traces_dirname, root)
         if store_root is not None and store_root.resolve() not in stores:
+            stores[store_root.resolve()] = TraceStore(store_root)
+    for store_path in sorted({r.trace_store for r in results if r.scoring == PYTHON_SCORING and r.trace_store}):
+        store_root = root / store_path  # a Python eval's run: the store its fixture read, named in its result
+        if (store_root / "runs").is_dir() and store_root.resolve() not in stores:
             stores[store_root.resolve()] = TraceStore(store_root)
     return specs, list(stores.values())
 

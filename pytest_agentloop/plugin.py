@@ -22,7 +22,8 @@ from pytest_agentloop.config import SETTINGS_KEY, Backend, Settings, add_setting
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.evaluate import run_assertion
 from pytest_agentloop.gate.shards import parse_shard
-from pytest_agentloop.pyevals import MUST_PASS_MARKER, PYTHON_SCORING, is_python_eval, tags_of
+from pytest_agentloop.pyevals import MUST_PASS_MARKER, is_python_eval, tags_of
+from pytest_agentloop.results import PYTHON_SCORING
 from pytest_agentloop.session import AgentloopSession, XdistHooks
 from pytest_agentloop.spec import AssertionSpec
 from pytest_agentloop.traces.store import TraceRecord, TraceStore

@@ -15,10 +15,9 @@ import pytest
 
 from pytest_agentloop.collect import EvalItem, display_path
 from pytest_agentloop.outcomes import explanation_of, outcome_of
-from pytest_agentloop.results import EvalResult
+from pytest_agentloop.results import PYTHON_SCORING, EvalResult
 from pytest_agentloop.traces.store import TraceRecord, TraceStore
 
-PYTHON_SCORING = "python"
 MUST_PASS_MARKER = "agentloop_must_pass"
 TRACE_FIXTURE = "agentloop_trace"
 

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 RESULT_FORMAT = 2
+PYTHON_SCORING = "python"
+"""The ``scoring`` of a Python eval: a pytest test that reads a recorded run through ``agentloop_trace``."""
 
 
 class Outcome(enum.StrEnum):

@@ -101,4 +101,9 @@ def test_a_python_evals_junit_properties_name_its_run(pytester: pytest.Pytester,
         for case in ET.parse(pytester.path / "out.xml").iter("testcase")
     }
     named = {"trace_id": TRACE_IDS["trace-01"], "trace_label": "trace-01", "harness_version": "v001"}
-    assert properties == {"test_reads": named, "test_fails": named, "test_plain": {}}
+    described = {"tags": "", "split": "optimization", "scoring": "python", "must_pass": "false"}
+    assert properties == {
+        "test_reads": {"eval_id": "test_reads", **described, **named},
+        "test_fails": {"eval_id": "test_fails", **described, **named},
+        "test_plain": {},
+    }

@@ -256,10 +256,10 @@ def test_xdist_context_matches_serial_and_records_one_run_with_all_items(pyteste
     pytester.runpytest("evals", "--agentloop-handoff=parallel/handoff.md", "--agentloop-judge=off", "-n", "2")
     serial = (pytester.path / "serial" / "handoff.context.jsonl").read_text()
     parallel = (pytester.path / "parallel" / "handoff.context.jsonl").read_text()
-    assert serial == parallel and serial.count('"name": "EVAL_RESULT"') == 12
+    assert serial == parallel and serial.count('"name": "EVAL_RESULT"') == 15
     history = History(pytester.path / ".agentloop" / "history.sqlite")
     serial_run, parallel_run = sorted(history.runs(), key=lambda run: run.started)  # one run per session
-    assert sum(parallel_run.counts.values()) == sum(serial_run.counts.values()) == 20
+    assert sum(parallel_run.counts.values()) == sum(serial_run.counts.values()) == 23
     assert all(r.duration > 0 for r in history.results(parallel_run.run_id))
 
 

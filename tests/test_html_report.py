@@ -97,10 +97,10 @@ def test_bundled_example_report_counts_match_terminal_and_junit(pytester: pytest
         "evals", "-p", "no:cacheprovider", harness, "--junitxml=junit.xml", "--agentloop-html=report.html"
     )
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["20 evals: 20 passed", "HTML report written to *report.html (0.* MB, *s)"])
+    result.stdout.fnmatch_lines(["23 evals: 23 passed", "HTML report written to *report.html (0.* MB, *s)"])
     data = payload_of((pytester.path / "report.html").read_text())
     rows = rows_of(data)
-    assert Counter(r["outcome"] for r in rows) == Counter(passed=20) == junit_outcomes(pytester.path / "junit.xml")
+    assert Counter(r["outcome"] for r in rows) == Counter(passed=23) == junit_outcomes(pytester.path / "junit.xml")
     assert data["run"]["exit_status"] == 0 and data["run"]["harness_version"] == "v001"
     assert {r["split"] for r in rows} == {"optimization", "holdout"}
     traces = data["traces"]

@@ -193,7 +193,7 @@ def test_the_example_as_3_shards_in_separate_processes(
     whole = pytester.runpytest(
         "evals", "-v", "--agentloop-handoff=whole/handoff.md", "--agentloop-history=whole.sqlite", "-p", "no:randomly"
     )
-    whole.stdout.fnmatch_lines(["20 evals: 18 passed, 1 failed, 1 error"])
+    whole.stdout.fnmatch_lines(["23 evals: 21 passed, 1 failed, 1 error"])
     command = [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "-q"]
     seeds = [seed for seed in ("1", "2", "3") if seed != os.environ.get("PYTHONHASHSEED")][:2]
     shards = [  # at once, each with its own hash seed: the plan must not depend on the process
@@ -213,17 +213,17 @@ def test_the_example_as_3_shards_in_separate_processes(
     reports = ["--junitxml=merged.xml", "--html=merged.html", "--handoff=merged/handoff.md", "--history=merged.sqlite"]
     status, out = _merge(capsys, "s1.json", "s2.json", "s3.json", *reports)
     assert (status, whole.ret) == (1, 1), out
-    assert "merged 3 shards: 20 evals (1 error, 1 failed, 18 passed)" in out
+    assert "merged 3 shards: 23 evals (1 error, 1 failed, 21 passed)" in out
     documents = [json.loads((pytester.path / f"s{k}.json").read_text()) for k in (1, 2, 3)]
     outcomes = {n: o.upper() for d in documents for n, o in d["outcomes"].items()}
     assert outcomes == _outcomes(whole) and len(outcomes) == 23
     merged, single = (pytester.path / d / "handoff.context.jsonl" for d in ("merged", "whole"))
     assert merged.read_bytes() == single.read_bytes()
-    assert _history(pytester.path / "merged.sqlite") == _history(pytester.path / "whole.sqlite") == (1, 20, 23)
+    assert _history(pytester.path / "merged.sqlite") == _history(pytester.path / "whole.sqlite") == (1, 23, 23)
     assert (pytester.path / "merged.xml").read_text().count("<testcase") == 23
     from pytest_agentloop.report.html import payload_of
 
-    assert len(payload_of((pytester.path / "merged.html").read_text())["rows"]) == 20
+    assert len(payload_of((pytester.path / "merged.html").read_text())["rows"]) == 23
 
 
 JUDGED = """

@@ -10,8 +10,7 @@ from pytest_agentloop.authoring.feedback import read_files
 from pytest_agentloop.errors import AgentloopError
 from pytest_agentloop.formats import check
 from pytest_agentloop.handoff.context import Evidence
-from pytest_agentloop.pyevals import PYTHON_SCORING
-from pytest_agentloop.results import EvalResult
+from pytest_agentloop.results import PYTHON_SCORING, EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 from pytest_agentloop.traces.spanindex import SpanSource
 from pytest_agentloop.traces.store import TraceRecord, TraceStore, find_store_root

@@ -22,7 +22,7 @@ from pytest_agentloop.report.model import (
     Trends,
 )
 from pytest_agentloop.report.traces import TEXT_LIMIT, cut
-from pytest_agentloop.results import AssertionResult, EvalResult
+from pytest_agentloop.results import PYTHON_SCORING, AssertionResult, EvalResult
 from pytest_agentloop.spec import EvalSpec, load_suite
 
 TREND_RUNS = 20  # runs shown in the trend and in each eval's strip
@@ -94,7 +94,7 @@ def eval_row(result: EvalResult, spec: EvalSpec | None) -> EvalRow:
 def rows_of(results: list[EvalResult], root: Path, known: dict[str, EvalSpec] | None = None) -> tuple[EvalRow, ...]:
     """Report rows for results; definitions from ``known`` (collected items), else the eval files under ``root``."""
     specs = Specs(root, known)
-    return tuple(eval_row(r, specs.get(r.nodeid)) for r in results)
+    return tuple(eval_row(r, None if r.scoring == PYTHON_SCORING else specs.get(r.nodeid)) for r in results)
 
 
 def diff_of(ref: str, diffs: dict[str, SplitDiff]) -> BaselineDiff:

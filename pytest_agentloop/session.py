@@ -34,6 +34,7 @@ from pytest_agentloop.judge.warmup import PreparedJudge
 from pytest_agentloop.outcomes import explanation_of, lost_result, outcome_of, summary_lines, warn_single_split_tags
 from pytest_agentloop.pyevals import is_python_eval, python_result
 from pytest_agentloop.results import EvalResult, Outcome, Selection
+from pytest_agentloop.spec import Split
 from pytest_agentloop.spend import MONEY_KEY, MoneyBudget
 
 if TYPE_CHECKING:
@@ -132,7 +133,9 @@ class AgentloopSession:
         evals = [i for i in items if isinstance(i, EvalItem)]
         self._warn_single_split_tags(evals)
         if self.settings.split:
-            dropped = [i for i in evals if i.spec.split.value != self.settings.split]
+            dropped: list[pytest.Item] = [i for i in evals if i.spec.split.value != self.settings.split]
+            if self.settings.split != Split.OPTIMIZATION.value:  # a Python eval is in the optimization split
+                dropped += [i for i in items if is_python_eval(i)]
             if dropped:
                 self.config.hook.pytest_deselected(items=dropped)
                 items[:] = [i for i in items if i not in set(dropped)]

@@ -132,3 +132,12 @@ def test_a_python_eval_whose_run_is_missing_is_an_error_naming_its_label(pyteste
     row = _results(pytester.path)["test_x"]
     assert (row.outcome.value, row.trace_id, row.trace_label, row.scoring) == ("error", "", "trace-42", "python")
     assert "no recorded run 'trace-42'" in row.explanation
+
+
+def test_a_python_eval_is_in_the_optimization_split(pytester: pytest.Pytester, store: Path) -> None:
+    pytester.makepyfile(test_memo=PYEVALS)
+    held = pytester.runpytest("--agentloop-split=holdout")
+    held.assert_outcomes(passed=1, deselected=2)  # the plain test still runs
+    tuned = pytester.runpytest("--agentloop-split=optimization")
+    tuned.assert_outcomes(passed=2, failed=1)
+    tuned.stdout.fnmatch_lines(["2 evals: 1 passed, 1 failed"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from pytest_agentloop.gate.history import History
 from pytest_agentloop.results import EvalResult
 
-from conftest import TRACE_IDS
+from conftest import EXAMPLE, TRACE_IDS
 
 HISTORY = ".agentloop/history.sqlite"
 GATED = ("--agentloop-baseline=latest", "--agentloop-gate=regressions")
@@ -141,3 +142,24 @@ def test_a_python_eval_is_in_the_optimization_split(pytester: pytest.Pytester, s
     tuned = pytester.runpytest("--agentloop-split=optimization")
     tuned.assert_outcomes(passed=2, failed=1)
     tuned.stdout.fnmatch_lines(["2 evals: 1 passed, 1 failed"])
+
+
+def test_the_handoff_diagnoses_a_failing_python_eval_with_its_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the evidence-only handoff
+    shutil.copytree(EXAMPLE / "diligence" / "traces", pytester.path / "traces")  # captured runs, with their agent spans
+    pytester.makepyfile(
+        test_memo="""
+        import pytest
+
+        @pytest.mark.agentloop_trace("trace-01")
+        def test_names_a_zebra(agentloop_output):
+            assert "zebra" in agentloop_output
+        """
+    )
+    pytester.runpytest("--agentloop-handoff=out/handoff.md").assert_outcomes(failed=1)
+    handoff = (pytester.path / "out" / "handoff.md").read_text()
+    assert "| optimization | 1 | 0 | 1 | 0 | 0 |" in handoff
+    context = (pytester.path / "out" / "handoff.context.jsonl").read_text()
+    assert context.count('"name": "EVAL_RESULT"') == 1 and '"name": "read_file"' in context  # the run's own spans

@@ -61,10 +61,10 @@ def outcome_of(report: pytest.TestReport) -> Outcome:
     return Outcome.SKIPPED if report.skipped else Outcome.PASSED
 
 
-def explanation_of(report: pytest.TestReport, item: EvalItem) -> str:
-    """Why the eval ended as it did, in a few lines."""
+def explanation_of(report: pytest.TestReport, item: pytest.Item) -> str:
+    """Why the eval (a YAML eval item or a Python eval) ended as it did, in a few lines."""
     if report.passed:
-        rubric, verdict = item.rubric, item.verdict
+        rubric, verdict = getattr(item, "rubric", None), getattr(item, "verdict", None)
         return rubric.reason if rubric is not None else (verdict.explanation if verdict is not None else "")
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -44,7 +43,7 @@ def python_result(item: pytest.Item, report: pytest.TestReport) -> EvalResult:
         trace_label=_marker_label(item) if record is None else record.label,
         outcome=outcome,
         score=None,
-        explanation="" if report.passed else explanation_of(report, cast(EvalItem, item)),  # reads no eval field
+        explanation=explanation_of(report, item),
         tags=tags_of(item),
         must_pass=item.get_closest_marker(MUST_PASS_MARKER) is not None,
         scoring=PYTHON_SCORING,

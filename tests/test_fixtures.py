@@ -51,15 +51,6 @@ def test_missing_marker_says_what_to_do(pytester: pytest.Pytester, store) -> Non
     result.stdout.fnmatch_lines(["*mark the test with @pytest.mark.agentloop_trace*"])
 
 
-def test_unknown_trace_lists_known(pytester: pytest.Pytester, store) -> None:
-    pytester.makepyfile(
-        "import pytest\n@pytest.mark.agentloop_trace('trace-42')\ndef test_x(agentloop_output):\n    pass\n"
-    )
-    result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*no recorded run 'trace-42' (known: trace-01)*"])
-
-
 def test_conftest_can_override_the_trace_fixture(pytester: pytest.Pytester, store) -> None:
     pytester.makeconftest(
         """

@@ -129,7 +129,7 @@ def test_a_python_eval_whose_run_is_missing_is_an_error_naming_its_label(pyteste
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["1 evals: 1 error"])
+    result.stdout.fnmatch_lines(["*no recorded run 'trace-42' (known: trace-01)*", "1 evals: 1 error"])
     row = _results(pytester.path)["test_x"]
     assert (row.outcome.value, row.trace_id, row.trace_label, row.scoring) == ("error", "", "trace-42", "python")
     assert "no recorded run 'trace-42'" in row.explanation
